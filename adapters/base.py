@@ -1,0 +1,114 @@
+"""The small interface every provider adapter implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+
+from gateway.errors import MalformedBody
+from gateway.records import EventMeta, Sanitised
+
+if TYPE_CHECKING:
+    from gateway.settings import EndpointConfig, Settings
+
+MAX_DEPTH = 32
+
+
+def parse_json(raw_body: bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Parse a strict JSON object with bounded nesting, or raise MalformedBody."""
+    if _nesting_exceeds(raw_body, max_depth):
+        raise MalformedBody("JSON nesting is too deep")
+    try:
+        event = orjson.loads(raw_body)
+    except orjson.JSONDecodeError as exc:
+        # orjson's message can quote the input: never pass it on.
+        raise MalformedBody("body is not valid JSON") from exc
+    if not isinstance(event, dict):
+        raise MalformedBody("body must be a JSON object")
+    return event
+
+
+def _nesting_exceeds(raw_body: bytes, max_depth: int) -> bool:
+    """Return whether brackets nest deeper than max_depth (strings skipped)."""
+    # Cheap pre-check: a body with few brackets cannot be deep.
+    if raw_body.count(b"{") + raw_body.count(b"[") <= max_depth:
+        return False
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in raw_body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return False
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Return one header's value (case-insensitive lookup), or None."""
+    value = headers.get(name)
+    return value if value is None or isinstance(value, str) else None
+
+
+class Adapter(ABC):
+    """One provider: how its deliveries verify, parse and sanitise."""
+
+    name: ClassVar[str]
+    # The settings attribute that enables the provider for an endpoint.
+    signature_header: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def enabled(self, endpoint: EndpointConfig) -> bool:
+        """Return whether this endpoint has what verification needs."""
+
+    @abstractmethod
+    def verify(self, raw_body: bytes, headers: Mapping[str, str], endpoint: EndpointConfig) -> None:
+        """Raise VerificationError unless the raw bytes carry a valid signature."""
+
+    def parse(self, raw_body: bytes) -> dict[str, Any]:
+        """Parse the verified body into the provider's event."""
+        return parse_json(raw_body)
+
+    @abstractmethod
+    def meta(self, event: dict[str, Any], headers: Mapping[str, str]) -> EventMeta:
+        """Return the event's id, type and occurrence time, or raise MalformedBody."""
+
+    @abstractmethod
+    def sanitise(self, event: dict[str, Any]) -> Sanitised:
+        """Run the event through the allowlist schemas; unknown types are not handled."""
+
+    @abstractmethod
+    def sample_event(self, event_type: str, *, event_id: str | None = None) -> dict[str, Any]:
+        """Return a realistic event of this type (personal data included, as providers send)."""
+
+    @abstractmethod
+    def sign(
+        self, raw_body: bytes, endpoint: EndpointConfig, *, timestamp: int, event_id: str
+    ) -> dict[str, str]:
+        """Return the headers the provider would send with this body (for simulate and tests)."""
+
+    @abstractmethod
+    def dev_options(self, var_dir: Path) -> dict[str, Any]:
+        """Return options for a local development endpoint, with freshly generated secrets."""
+
+    def how_to_enable(self) -> str:
+        """Return the one-line hint startup logs for a disabled provider."""
+        return f"set the {self.name} webhook secret to enable it"

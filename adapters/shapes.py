@@ -1,0 +1,178 @@
+"""Marshmallow fields that validate each kept value to its shape.
+
+Every inbound schema is built from these: a value that fails its shape is
+dropped by the schema (and counted by the pipeline), never stored raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from babel.numbers import get_currency_precision, list_currencies
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_AMOUNT = 2**63 - 1
+
+_CURRENCIES = frozenset(list_currencies())
+
+# Provider words for card networks, folded to the closed set in records.BRANDS.
+_BRAND_ALIASES = {
+    "visa": "visa",
+    "mastercard": "mastercard",
+    "master_card": "mastercard",
+    "mc": "mastercard",
+    "amex": "amex",
+    "american_express": "amex",
+    "americanexpress": "amex",
+    "discover": "discover",
+    "diners": "diners",
+    "diners_club": "diners",
+    "dinersclub": "diners",
+    "jcb": "jcb",
+    "unionpay": "unionpay",
+    "union_pay": "unionpay",
+    "china_union_pay": "unionpay",
+    "cup": "unionpay",
+    "rupay": "rupay",
+    "maestro": "maestro",
+}
+
+
+class StrictSchema(Schema):
+    """Base of every inbound schema: what is not declared is gone."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Id(fields.String):
+    """A provider id or reference (``ch_...``, ``pay_...``, ``WH-...``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Regexp(ID_PATTERN), allow_none=True, **kwargs)
+
+
+class Last4(fields.String):
+    """The last four digits of a card number."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Regexp(r"^\d{4}$"), allow_none=True, **kwargs)
+
+
+class ExpMonth(fields.Integer):
+    """A card's expiry month, 1-12."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True, validate=validate.Range(min=1, max=12), allow_none=True, **kwargs
+        )
+
+
+class ExpYear(fields.Integer):
+    """A card's four-digit expiry year."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True, validate=validate.Range(min=1000, max=9999), allow_none=True, **kwargs
+        )
+
+
+class Amount(fields.Integer):
+    """An amount in integer minor units."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT), allow_none=True, **kwargs
+        )
+
+
+class Currency(fields.String):
+    """An ISO 4217 currency code, upper-cased."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        code = super()._deserialize(value, attr, data, **kwargs).upper()
+        if code not in _CURRENCIES:
+            raise ValidationError("Not an ISO 4217 currency.")
+        return code
+
+
+class Brand(fields.String):
+    """A card network, normalised to the closed set (``unknown`` when unrecognised)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        word = super()._deserialize(value, attr, data, **kwargs)
+        return normalise_brand(word)
+
+
+class Timestamp(fields.Integer):
+    """Epoch seconds, loaded as an aware UTC datetime."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True, validate=validate.Range(min=0, max=253402300799), allow_none=True,
+            **kwargs,
+        )
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        seconds = super()._deserialize(value, attr, data, **kwargs)
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class Word(fields.String):
+    """A provider's status or type word: short, plain, no free text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"), allow_none=True, **kwargs
+        )
+
+
+def normalise_brand(word: str) -> str:
+    """Return the closed-set brand for a provider's network word."""
+    key = word.strip().lower().replace(" ", "_").replace("-", "_")
+    return _BRAND_ALIASES.get(key, "unknown")
+
+
+def currency_exponent(code: str) -> int:
+    """Return how many minor-unit digits an ISO 4217 currency has."""
+    if code.upper() not in _CURRENCIES:
+        raise ValueError("not an ISO 4217 currency")
+    return int(get_currency_precision(code.upper()))
+
+
+def load_partial(schema: Schema, data: Any, prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Load data, keeping the valid fields and listing the paths that failed."""
+    if not isinstance(data, Mapping):
+        return {}, [prefix.rstrip(".") or "<root>"]
+    try:
+        return schema.load(data), []
+    except ValidationError as exc:
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        return valid, sorted(_error_paths(exc.messages, prefix))
+
+
+def _error_paths(messages: Any, prefix: str) -> list[str]:
+    if isinstance(messages, dict):
+        paths: list[str] = []
+        for key, sub in messages.items():
+            if isinstance(sub, dict):
+                paths.extend(_error_paths(sub, f"{prefix}{key}."))
+            else:
+                paths.append(f"{prefix}{key}")
+        return paths
+    return [prefix.rstrip(".") or "<root>"]

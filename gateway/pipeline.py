@@ -1,0 +1,92 @@
+"""The flow of one webhook: limit, verify, parse, sanitise, guard, store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapters.base import Adapter
+from gateway import guard
+from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.settings import EndpointConfig, Settings
+from gateway.store import Store
+
+log = logging.getLogger("gateway.webhooks")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one delivery came to."""
+
+    status: str
+    event_id: str
+    records: int
+    dropped: int
+
+
+class Pipeline:
+    """Turn one raw delivery into stored, minimised records."""
+
+    def __init__(self, settings: Settings, store: Store, adapters: Mapping[str, Adapter]) -> None:
+        self.settings = settings
+        self.store = store
+        self.adapters = dict(adapters)
+
+    def route(self, provider: str, endpoint_name: str) -> tuple[Adapter, EndpointConfig]:
+        """Return the adapter and endpoint a delivery goes to, or raise NotFound."""
+        adapter = self.adapters.get(provider)
+        endpoint = self.settings.endpoint(provider, endpoint_name) if adapter else None
+        if adapter is None or endpoint is None or not adapter.enabled(endpoint):
+            raise NotFound("no such webhook endpoint")
+        return adapter, endpoint
+
+    @staticmethod
+    def check_content_type(mimetype: str) -> None:
+        """Raise UnsupportedMediaType unless the body is declared as JSON."""
+        if mimetype != "application/json":
+            raise UnsupportedMediaType("the body must be application/json")
+
+    def process(
+        self,
+        adapter: Adapter,
+        endpoint: EndpointConfig,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+    ) -> Outcome:
+        """Verify, minimise and store one delivery."""
+        started = time.perf_counter()
+        adapter.verify(raw_body, headers, endpoint)
+        event = adapter.parse(raw_body)
+        meta = adapter.meta(event, headers)
+        sanitised = adapter.sanitise(event)
+        records, hits = guard.check(sanitised.records)
+        hits += guard.check_paths(sanitised.dropped)
+        for hit in hits:
+            log.warning(
+                "guard dropped a field",
+                extra={"provider": adapter.name, "path": hit.path, "reason": hit.reason},
+            )
+        dropped = len(sanitised.dropped) + len(hits)
+        status = self.store.apply(
+            provider=adapter.name,
+            account=endpoint.name,
+            meta=meta,
+            records=records,
+            outcome="stored" if sanitised.handled else "ignored",
+            dropped_fields=dropped,
+        )
+        log.info(
+            "delivery %s",
+            status,
+            extra={
+                "provider": adapter.name,
+                "account": endpoint.name,
+                "event_id": meta.id,
+                "records": len(records),
+                "dropped_fields": dropped,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return Outcome(status=status, event_id=meta.id, records=len(records), dropped=dropped)

@@ -1,0 +1,240 @@
+"""Storage: one transaction per webhook, deduplicated and ordered in the database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    create_engine,
+    event,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.db import RECORD_TABLES, event_objects, events
+from gateway.errors import StorageUnavailable
+from gateway.records import (
+    SUBSCRIPTION_STATUSES,
+    TRANSACTION_STATUSES,
+    IDENTITY,
+    EventMeta,
+    Record,
+)
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 2.0
+
+# When two events for one record carry the same timestamp (Stripe's are whole
+# seconds), the one whose status is further along wins, so a same-second
+# "succeeded" never undoes a "refunded".
+_STATUS_RANK: dict[str, dict[str, int]] = {
+    "transaction": {s: i + 1 for i, s in enumerate(TRANSACTION_STATUSES)},
+    "payment_method": {
+        s: i + 1 for i, s in enumerate(("active", "expired", "detached", "deleted"))
+    },
+    "subscription": {s: i + 1 for i, s in enumerate(SUBSCRIPTION_STATUSES)},
+}
+
+# Upserts run in this order so two transactions never lock rows in opposite orders.
+_APPLY_ORDER = {"payment_method": 0, "subscription": 1, "transaction": 2}
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """Create an engine for SQLite (WAL, durable, immediate writes) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=5,
+            connect_args={
+                "connect_timeout": 5,
+                "options": "-c statement_timeout=10000 -c lock_timeout=5000",
+            },
+        )
+    raise ValueError(f"unsupported database backend: {parsed.get_backend_name()}")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take over transaction control from the driver so BEGIN IMMEDIATE is possible.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged event survives power loss, not only a process crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten, so erased data does not linger in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A writer takes the write lock up front: no deadlock upgrading a read lock.
+    if connection.get_execution_options().get("write"):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    return (OperationalError, PoolTimeout, DBAPIError)
+
+
+class Store:
+    """Apply sanitised events to the database and answer readiness."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """Yield a connection inside one write transaction; map outages to 503."""
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except _storage_errors() as exc:
+            log.warning("storage unavailable: %s", type(exc).__name__)
+            raise StorageUnavailable("storage is unavailable; retry later") from exc
+
+    def apply(
+        self,
+        *,
+        provider: str,
+        account: str,
+        meta: EventMeta,
+        records: Sequence[Record],
+        outcome: str,
+        dropped_fields: int,
+    ) -> str:
+        """Store one event and its records atomically; return stored, ignored or duplicate."""
+        now = datetime.now(UTC)
+        with self.writing() as conn:
+            seq = conn.execute(
+                self._insert(events)
+                .values(
+                    provider=provider,
+                    account=account,
+                    id=meta.id,
+                    type=meta.type,
+                    occurred_at=meta.occurred_at,
+                    received_at=now,
+                    outcome=outcome,
+                    dropped_fields=dropped_fields,
+                )
+                .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
+                .returning(events.c.seq)
+            ).scalar()
+            if seq is None:
+                return "duplicate"
+            ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
+            touched: set[tuple[str, str]] = set()
+            for record in ordered:
+                self._upsert(conn, provider, account, meta, record, now)
+                touched.add((record.type, record.key))
+            if touched:
+                conn.execute(
+                    event_objects.insert(),
+                    [
+                        {"event_seq": seq, "record_type": t, "object_id": k}
+                        for t, k in sorted(touched)
+                    ],
+                )
+        return outcome
+
+    def _upsert(
+        self,
+        conn: Connection,
+        provider: str,
+        account: str,
+        meta: EventMeta,
+        record: Record,
+        now: datetime,
+    ) -> None:
+        table = RECORD_TABLES[record.type]
+        row = dict(record.values)
+        row.update(
+            provider=provider,
+            account=account,
+            created_at=now,
+            updated_at=now,
+            last_event_id=meta.id,
+            last_event_at=meta.occurred_at,
+        )
+        stmt = self._insert(table).values(**row)
+        new = stmt.excluded
+        wins = or_(
+            table.c.last_event_at < new.last_event_at,
+            and_(
+                table.c.last_event_at == new.last_event_at,
+                self._rank(record.type, new.status) >= self._rank(record.type, table.c.status),
+            ),
+        )
+        fields = [name for name in record.values if name != IDENTITY[record.type]]
+        # A winning event sets what it carries; an older one may only fill gaps.
+        changes: dict[str, Any] = {
+            name: case((wins, new[name]), else_=func.coalesce(table.c[name], new[name]))
+            for name in fields
+        }
+        changes.update(
+            updated_at=new.updated_at,
+            last_event_id=case((wins, new.last_event_id), else_=table.c.last_event_id),
+            last_event_at=case((wins, new.last_event_at), else_=table.c.last_event_at),
+        )
+        fills = [and_(table.c[name].is_(None), new[name].is_not(None)) for name in fields]
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["provider", "account", IDENTITY[record.type]],
+                set_=changes,
+                where=or_(wins, *fills),
+            )
+        )
+
+    @staticmethod
+    def _rank(record_type: str, status: Any) -> ColumnElement[int]:
+        ranks = _STATUS_RANK[record_type]
+        return case(
+            *[(status == word, literal(rank)) for word, rank in ranks.items()], else_=literal(0)
+        )
+
+    def ready(self) -> bool:
+        """Return whether storage answers a query now."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(literal(1)))
+                conn.execute(text("SELECT count(*) FROM events WHERE 1 = 0"))
+            return True
+        except _storage_errors():
+            return False
