@@ -120,16 +120,16 @@ class Brand(fields.String):
 class Timestamp(fields.Integer):
     """Epoch seconds, loaded as an aware UTC datetime."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            strict=True, validate=validate.Range(min=0, max=253402300799), allow_none=True,
-            **kwargs,
-        )
+    # The range is checked on the seconds: field validators would see the datetime.
+    _range = validate.Range(min=0, max=253402300799)
 
-    def _deserialize(
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, allow_none=True, **kwargs)
+
+    def _deserialize(  # type: ignore[override]
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> datetime:
-        seconds = super()._deserialize(value, attr, data, **kwargs)
+        seconds = self._range(super()._deserialize(value, attr, data, **kwargs))
         return datetime.fromtimestamp(seconds, tz=UTC)
 
 

@@ -49,9 +49,7 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
     for name, cls in sorted(adapter_classes().items()):
         adapter = cls(settings)
         adapters[name] = adapter
-        enabled = [
-            e.name for e in settings.endpoints if e.provider == name and adapter.enabled(e)
-        ]
+        enabled = [e.name for e in settings.endpoints if e.provider == name and adapter.enabled(e)]
         if enabled:
             log.info("provider %s enabled for endpoints: %s", name, ", ".join(enabled))
         else:

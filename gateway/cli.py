@@ -67,7 +67,9 @@ def db_upgrade(revision: str) -> None:
     engine = make_engine(settings.database_url)
     try:
         migrate.upgrade(engine, revision)
-        click.echo(f"Database {_safe_url(settings.database_url)} at {migrate.current_revision(engine)}")
+        click.echo(
+            f"Database {_safe_url(settings.database_url)} at {migrate.current_revision(engine)}"
+        )
     finally:
         engine.dispose()
 
@@ -103,7 +105,9 @@ def simulate(provider: str, event_type: str, url: str | None, endpoint: str) -> 
     try:
         response = requests.post(target, data=raw_body, headers=headers, timeout=10)
     except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach the gateway at {target}: {type(exc).__name__}")
+        raise click.ClickException(
+            f"cannot reach the gateway at {target}: {type(exc).__name__}"
+        ) from None
     click.echo(f"POST {target} -> {response.status_code}")
     click.echo(response.text.strip())
     if not response.ok:

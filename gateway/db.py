@@ -89,6 +89,9 @@ events = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("dropped_fields", Integer, nullable=False, default=0),
+    # PostgreSQL: the id of the transaction that wrote the row (pg_current_xact_id), so the
+    # change feed can hold back rows a still-running transaction could precede. NULL on SQLite.
+    Column("txid", BigInteger, nullable=True),
     UniqueConstraint("provider", "account", "id"),
     Index(None, "received_at"),
 )
@@ -127,7 +130,9 @@ transactions = Table(
     _ref("refund_of"),
     _ref("payment_method"),
     UniqueConstraint("provider", "account", "id"),
-    Index(None, "customer"),
+    # (filter, pk): the read API's keyset pages are index range scans in pk order.
+    Index(None, "customer", "pk"),
+    Index(None, "account", "pk"),
     Index(None, "updated_at"),
 )
 
@@ -144,7 +149,9 @@ payment_methods = Table(
     Column("exp_year", SmallInteger, nullable=True),
     Column("status", String(16), nullable=True),
     UniqueConstraint("provider", "account", "token"),
-    Index(None, "customer"),
+    # (filter, pk): the read API's keyset pages are index range scans in pk order.
+    Index(None, "customer", "pk"),
+    Index(None, "account", "pk"),
     Index(None, "updated_at"),
 )
 
@@ -161,8 +168,43 @@ subscriptions = Table(
     Column("current_period_end", UTCDateTime(), nullable=True),
     Column("cancel_at_period_end", Boolean, nullable=True),
     UniqueConstraint("provider", "account", "id"),
-    Index(None, "customer"),
+    # (filter, pk): the read API's keyset pages are index range scans in pk order.
+    Index(None, "customer", "pk"),
+    Index(None, "account", "pk"),
     Index(None, "updated_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("pk", Serial, primary_key=True, autoincrement=True),
+    # The key's public lookup part; the key itself is never stored, only its SHA-256.
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    # Space-separated words from a closed vocabulary (gateway.keys.SCOPES).
+    Column("scopes", String(128), nullable=False),
+    # Space-separated account names; NULL means every account.
+    Column("accounts", String(1024), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("prefix"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    # A key prefix, "cli" or "anonymous": who, never with which credential.
+    Column("actor", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    # A route template such as /v1/transactions/<provider>/<id>: never the values in it.
+    Column("route", String(128), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Index(None, "at"),
 )
 
 RECORD_TABLES: dict[str, Table] = {

@@ -18,8 +18,18 @@ IDENTITY: Final[dict[str, str]] = {
 }
 
 BRANDS: Final = frozenset(
-    {"visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay", "rupay", "maestro",
-     "unknown"}
+    {
+        "visa",
+        "mastercard",
+        "amex",
+        "discover",
+        "diners",
+        "jcb",
+        "unionpay",
+        "rupay",
+        "maestro",
+        "unknown",
+    }
 )
 TRANSACTION_KINDS: Final = frozenset({"payment", "refund", "dispute", "invoice"})
 TRANSACTION_STATUSES: Final = (

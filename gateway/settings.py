@@ -43,6 +43,10 @@ class Settings:
     max_body_bytes: int = 1_048_576
     data_keys: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Per API key (per client address without a valid key), in flask-limiter's notation.
+    rate_limit: str = "600 per minute"
+    # memory:// (per process) or a shared store such as redis://host:6379.
+    rate_limit_storage: str = "memory://"
     endpoints: tuple[EndpointConfig, ...] = ()
     source: str = "defaults"
 
@@ -92,6 +96,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_MAX_BODY_BYTES": ("max_body_bytes", _int),
     "PAYSIEVE_DATA_KEYS": ("data_keys", _csv),
     "PAYSIEVE_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "PAYSIEVE_RATE_LIMIT": ("rate_limit", _str),
+    "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
     "PAYSIEVE_STRIPE_WEBHOOK_SECRETS": ("endpoint:stripe:webhook_secrets", _csv),
     "PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS": ("endpoint:razorpay:webhook_secrets", _csv),
     "PAYSIEVE_PAYPAL_WEBHOOK_ID": ("endpoint:paypal:webhook_id", _str),
@@ -99,6 +105,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_PAYPAL_API_BASE": ("endpoint:paypal:api_base", _str),
     "PAYSIEVE_PAYPAL_CLIENT_ID": ("endpoint:paypal:client_id", _str),
     "PAYSIEVE_PAYPAL_CLIENT_SECRET": ("endpoint:paypal:client_secret", _str),
+    "PAYSIEVE_PAYPAL_TRUST_ROOTS": ("endpoint:paypal:trust_roots", _str),
+    "PAYSIEVE_PAYPAL_CERT_CACHE_DIR": ("endpoint:paypal:cert_cache_dir", _str),
 }
 
 _TOP_LEVEL = {
@@ -107,6 +115,8 @@ _TOP_LEVEL = {
     "max_body_bytes": int,
     "data_keys": tuple,
     "log_level": str,
+    "rate_limit": str,
+    "rate_limit_storage": str,
 }
 
 
@@ -169,7 +179,9 @@ def load_settings(
     return _validated(settings)
 
 
-def _read_toml(path: Path, top: dict[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]) -> None:
+def _read_toml(
+    path: Path, top: dict[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -186,7 +198,9 @@ def _read_toml(path: Path, top: dict[str, Any], endpoints: dict[tuple[str, str],
             raise ConfigurationError(f"{path}: unknown setting {key!r}")
 
 
-def _add_endpoint(entry: Mapping[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]) -> None:
+def _add_endpoint(
+    entry: Mapping[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     if not isinstance(entry, Mapping) or "provider" not in entry:
         raise ConfigurationError("each [[endpoints]] table needs a provider")
     options = {k: v for k, v in entry.items() if k not in ("provider", "name")}

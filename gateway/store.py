@@ -31,9 +31,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.db import RECORD_TABLES, event_objects, events
 from gateway.errors import StorageUnavailable
 from gateway.records import (
+    IDENTITY,
     SUBSCRIPTION_STATUSES,
     TRANSACTION_STATUSES,
-    IDENTITY,
     EventMeta,
     Record,
 )
@@ -41,6 +41,12 @@ from gateway.records import (
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 2.0
+
+# Advisory lock key ordering event seq allocation on PostgreSQL ("psev" in ASCII).
+EVENT_SEQ_LOCK = 0x70736576
+_CLAIM_EVENT_SLOT = text(
+    "SELECT pg_current_xact_id()::text::bigint, nextval(pg_get_serial_sequence('events', 'seq'))"
+)
 
 # When two events for one record carry the same timestamp (Stripe's are whole
 # seconds), the one whose status is further along wins, so a same-second
@@ -153,6 +159,7 @@ class Store:
                     received_at=now,
                     outcome=outcome,
                     dropped_fields=dropped_fields,
+                    **self._event_slot(conn),
                 )
                 .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
                 .returning(events.c.seq)
@@ -173,6 +180,25 @@ class Store:
                     ],
                 )
         return outcome
+
+    def _event_slot(self, conn: Connection) -> dict[str, int]:
+        """Return the seq and transaction id a new event row takes (PostgreSQL only)."""
+        if self.dialect != "postgresql":
+            # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
+            return {}
+        # xid and seq are taken together under a lock held for this one statement (not
+        # until commit, so writers still commit in parallel): seq order is then xid order,
+        # and the change feed can serve every seq below the oldest running transaction
+        # without skipping one that commits late (gateway.api).
+        conn.execute(select(func.pg_advisory_lock(EVENT_SEQ_LOCK)))
+        try:
+            txid, seq = conn.execute(_CLAIM_EVENT_SLOT).one()
+        except BaseException:
+            # A session lock outlives a failed transaction: end the session to free it.
+            conn.invalidate()
+            raise
+        conn.execute(select(func.pg_advisory_unlock(EVENT_SEQ_LOCK)))
+        return {"seq": int(seq), "txid": int(txid)}
 
     def _upsert(
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import IO, cast
+
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -21,10 +24,27 @@ def receive(provider: str, endpoint: str) -> Response:
     limit = pipeline.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge("the body is larger than the gateway accepts")
-    try:
-        # Werkzeug stops reading a chunked body at the limit too.
-        raw_body = request.get_data(cache=False)
-    except RequestEntityTooLarge as exc:
-        raise PayloadTooLarge("the body is larger than the gateway accepts") from exc
-    outcome = pipeline.process(adapter, config, raw_body, request.headers)
+    raw_body = read_body(request.stream, limit)
+    # Headers is a case-insensitive multi-dict; adapters only call .get() on it.
+    headers = cast("Mapping[str, str]", request.headers)
+    outcome = pipeline.process(adapter, config, raw_body, headers)
     return jsonify({"status": outcome.status, "event_id": outcome.event_id})
+
+
+def read_body(stream: IO[bytes], limit: int) -> bytes:
+    """Read at most limit bytes, raising PayloadTooLarge on the first byte past it.
+
+    A chunked body has no Content-Length, so the limit is enforced while reading.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := stream.read(min(65536, limit + 1 - size)):
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge("the body is larger than the gateway accepts")
+            chunks.append(chunk)
+    except RequestEntityTooLarge as exc:
+        # Werkzeug's own cap on a streamed body tripped first.
+        raise PayloadTooLarge("the body is larger than the gateway accepts") from exc
+    return b"".join(chunks)

@@ -28,7 +28,9 @@ STRIPE_SECRET = "whsec_test_" + "a" * 32
 STRIPE_OLD_SECRET = "whsec_test_" + "b" * 32
 
 # Settings must come from the test, never from a developer's config or environment.
-for _name in [n for n in os.environ if n.startswith("PAYSIEVE_") and n != "PAYSIEVE_TEST_DATABASE_URL"]:
+for _name in [
+    n for n in os.environ if n.startswith("PAYSIEVE_") and n != "PAYSIEVE_TEST_DATABASE_URL"
+]:
     del os.environ[_name]
 _EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="paysieve-test-config-")) / "empty.toml"
 _EMPTY_CONFIG.write_text("# tests configure everything through create_app(test_config)\n")
@@ -90,7 +92,7 @@ def _truncate(engine: Engine) -> None:
             conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+                conn.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 - our table names
 
 
 @pytest.fixture
@@ -102,7 +104,9 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def stripe_endpoint(name: str = "default", secrets_: tuple[str, ...] = (STRIPE_SECRET,)) -> dict[str, Any]:
+def stripe_endpoint(
+    name: str = "default", secrets_: tuple[str, ...] = (STRIPE_SECRET,)
+) -> dict[str, Any]:
     """Return a Stripe endpoint table as the TOML file would give it."""
     return {"provider": "stripe", "name": name, "webhook_secrets": list(secrets_)}
 
@@ -181,7 +185,7 @@ def all_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
 
 
 def database_bytes(database_url: str) -> bytes:
-    """Return the SQLite database file's bytes with its WAL and shared memory (empty on PostgreSQL)."""
+    """Return the SQLite file's bytes with its WAL and shared memory (empty on PostgreSQL)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database:
         return b""
@@ -208,5 +212,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Say which database this run uses."""
     requested = _requested_url()
     if requested is None:
-        return "paysieve test database: SQLite (a temporary file; set PAYSIEVE_TEST_DATABASE_URL for PostgreSQL)"
+        return (
+            "paysieve test database: SQLite (a temporary file; "
+            "set PAYSIEVE_TEST_DATABASE_URL for PostgreSQL)"
+        )
     return f"paysieve test database: {make_url(requested).render_as_string(hide_password=True)}"

@@ -18,7 +18,9 @@ def charge(status: str, **values: object) -> Record:
     return Record("transaction", {"id": "ch_1", "kind": "payment", "status": status, **values})
 
 
-def apply(store: Store, event_id: str, at: datetime, *records: Record, outcome: str = "stored") -> str:
+def apply(
+    store: Store, event_id: str, at: datetime, *records: Record, outcome: str = "stored"
+) -> str:
     return store.apply(
         provider="stripe",
         account="default",
@@ -43,7 +45,10 @@ def count(engine: Engine, table) -> int:
 def test_event_is_stored_with_its_records(engine: Engine) -> None:
     store = Store(engine)
     pm = Record("payment_method", {"token": "pm_1", "brand": "visa", "last4": "4242"})
-    assert apply(store, "evt_1", T0, charge("succeeded", amount=500, payment_method="pm_1"), pm) == "stored"
+    assert (
+        apply(store, "evt_1", T0, charge("succeeded", amount=500, payment_method="pm_1"), pm)
+        == "stored"
+    )
     stored = row(engine, id="ch_1")
     assert stored["status"] == "succeeded"
     assert stored["amount"] == 500
@@ -77,8 +82,18 @@ def test_older_event_never_moves_a_record_backwards(engine: Engine) -> None:
 
 def test_newer_event_overwrites_and_clears(engine: Engine) -> None:
     store = Store(engine)
-    apply(store, "evt_a", T0, Record("payment_method", {"token": "pm_1", "customer": "cus_1", "status": "active"}))
-    apply(store, "evt_b", T0 + timedelta(seconds=1), Record("payment_method", {"token": "pm_1", "customer": None, "status": "detached"}))
+    apply(
+        store,
+        "evt_a",
+        T0,
+        Record("payment_method", {"token": "pm_1", "customer": "cus_1", "status": "active"}),
+    )
+    apply(
+        store,
+        "evt_b",
+        T0 + timedelta(seconds=1),
+        Record("payment_method", {"token": "pm_1", "customer": None, "status": "detached"}),
+    )
     stored = row(engine, payment_methods, token="pm_1")
     assert (stored["customer"], stored["status"]) == (None, "detached")
 
@@ -105,8 +120,12 @@ def test_same_event_id_on_two_accounts_is_two_events(engine: Engine) -> None:
     meta = EventMeta(id="evt_1", type="charge.succeeded", occurred_at=T0)
     for account in ("default", "eu"):
         result = store.apply(
-            provider="stripe", account=account, meta=meta, records=[charge("succeeded")],
-            outcome="stored", dropped_fields=0,
+            provider="stripe",
+            account=account,
+            meta=meta,
+            records=[charge("succeeded")],
+            outcome="stored",
+            dropped_fields=0,
         )
         assert result == "stored"
     assert count(engine, transactions) == 2

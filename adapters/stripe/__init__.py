@@ -1,0 +1,10 @@
+"""Stripe: webhook verification with stripe's WebhookSignature, allowlisted records out."""
+
+from __future__ import annotations
+
+from adapters.registry import register
+from adapters.stripe.adapter import SUPPORTED_EVENT_TYPES, StripeAdapter
+
+register(StripeAdapter)
+
+__all__ = ["SUPPORTED_EVENT_TYPES", "StripeAdapter"]
