@@ -62,31 +62,40 @@ class Last4(fields.String):
         super().__init__(validate=validate.Regexp(r"^\d{4}$"), allow_none=True, **kwargs)
 
 
-class ExpMonth(fields.Integer):
+class StrictInteger(fields.Integer):
+    """An integer that is a JSON number: never a string, a float or a boolean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, allow_none=True, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
+        # bool is an int subclass in Python: JSON true must not load as 1.
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return int(super()._deserialize(value, attr, data, **kwargs))
+
+
+class ExpMonth(StrictInteger):
     """A card's expiry month, 1-12."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            strict=True, validate=validate.Range(min=1, max=12), allow_none=True, **kwargs
-        )
+        super().__init__(validate=validate.Range(min=1, max=12), **kwargs)
 
 
-class ExpYear(fields.Integer):
+class ExpYear(StrictInteger):
     """A card's four-digit expiry year."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            strict=True, validate=validate.Range(min=1000, max=9999), allow_none=True, **kwargs
-        )
+        super().__init__(validate=validate.Range(min=1000, max=9999), **kwargs)
 
 
-class Amount(fields.Integer):
+class Amount(StrictInteger):
     """An amount in integer minor units."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT), allow_none=True, **kwargs
-        )
+        super().__init__(validate=validate.Range(min=0, max=MAX_AMOUNT), **kwargs)
 
 
 class Currency(fields.String):
@@ -117,14 +126,11 @@ class Brand(fields.String):
         return normalise_brand(word)
 
 
-class Timestamp(fields.Integer):
+class Timestamp(StrictInteger):
     """Epoch seconds, loaded as an aware UTC datetime."""
 
     # The range is checked on the seconds: field validators would see the datetime.
     _range = validate.Range(min=0, max=253402300799)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, allow_none=True, **kwargs)
 
     def _deserialize(  # type: ignore[override]
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any

@@ -199,7 +199,7 @@ def check(records: list[Record]) -> tuple[list[Record], list[GuardHit]]:
             identity_hit = identity_hit or name == identity
         # Without its identity the record cannot be matched to a row, so none of it is stored.
         if not identity_hit:
-            kept.append(Record(type=record.type, values=values))
+            kept.append(Record(type=record.type, values=values, fill_only=record.fill_only))
     return kept, hits
 
 

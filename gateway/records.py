@@ -67,6 +67,9 @@ class Record:
 
     type: RecordType
     values: dict[str, Any]
+    # Fields this event may only fill when the record lacks them, never overwrite
+    # (a card seen on a later charge must not reactivate a detached card).
+    fill_only: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:

@@ -231,7 +231,9 @@ class Store:
         fields = [name for name in record.values if name != IDENTITY[record.type]]
         # A winning event sets what it carries; an older one may only fill gaps.
         changes: dict[str, Any] = {
-            name: case((wins, new[name]), else_=func.coalesce(table.c[name], new[name]))
+            name: func.coalesce(table.c[name], new[name])
+            if name in record.fill_only
+            else case((wins, new[name]), else_=func.coalesce(table.c[name], new[name]))
             for name in fields
         }
         changes.update(

@@ -161,3 +161,17 @@ def test_created_at_survives_updates(engine: Engine) -> None:
     second = row(engine, id="ch_1")
     assert second["created_at"] == first["created_at"]
     assert second["updated_at"] >= first["updated_at"]
+
+
+def test_fill_only_field_never_overwrites(engine: Engine) -> None:
+    store = Store(engine)
+    detached = Record("payment_method", {"token": "pm_1", "status": "detached"})
+    apply(store, "evt_detach", T0, detached)
+    seen_on_charge = Record(
+        "payment_method",
+        {"token": "pm_1", "status": "active", "last4": "4242"},
+        frozenset({"status"}),
+    )
+    apply(store, "evt_later_charge", T0 + timedelta(seconds=60), seen_on_charge)
+    stored = row(engine, payment_methods, token="pm_1")
+    assert (stored["status"], stored["last4"]) == ("detached", "4242")

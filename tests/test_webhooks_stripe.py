@@ -197,3 +197,16 @@ def signed_headers(app: Any, event: dict[str, Any]) -> str:
     endpoint = settings.endpoint("stripe", "default")
     raw = orjson.dumps(event)
     return adapter.sign(raw, endpoint, timestamp=int(time.time()), event_id="x")["Stripe-Signature"]
+
+
+def test_later_charge_does_not_reactivate_a_detached_card(
+    client: FlaskClient, engine: Engine
+) -> None:
+    detached = sample("stripe", "payment_method.detached")
+    charge = sample("stripe", "charge.refunded")
+    token = detached["data"]["object"]["id"]
+    charge["data"]["object"]["payment_method"] = token
+    charge["created"] = detached["created"] + 60
+    assert signed_post(client, "stripe", detached).status_code == 200
+    assert signed_post(client, "stripe", charge).status_code == 200
+    assert stored(engine, "payment_methods", token)["status"] == "detached"

@@ -165,9 +165,15 @@ class _Run:
         self.out.dropped.extend(failed)
         return values
 
-    def emit(self, record_type: RecordType, values: dict[str, Any]) -> None:
+    def emit(
+        self,
+        record_type: RecordType,
+        values: dict[str, Any],
+        *,
+        fill_only: frozenset[str] = frozenset(),
+    ) -> None:
         """Add a record."""
-        self.out.records.append(Record(record_type, values))
+        self.out.records.append(Record(record_type, values, fill_only))
 
     def status(self, word: Any, table: Mapping[str, str], default: str) -> str:
         """Return the normalised status for a provider word and this event type."""
@@ -212,8 +218,13 @@ def _payment_method_record(
     values: dict[str, Any] = {"token": token}
     values.update(extra)
     values.update(run.load(_CARD, card, card_prefix))
-    values.setdefault("status", "active")
-    run.emit("payment_method", values)
+    fill_only: frozenset[str] = frozenset()
+    if "status" not in values:
+        # Only payment_method.* events speak for the card's status; a charge or
+        # intent that mentions the card merely implies it was active then.
+        values["status"] = "active"
+        fill_only = frozenset({"status"})
+    run.emit("payment_method", values, fill_only=fill_only)
 
 
 def _expanded_payment_method(run: _Run, pm: Any, prefix: str) -> None:
@@ -230,6 +241,7 @@ def _payment_method_event(run: _Run, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_PAYMENT_METHOD, obj, _PREFIX)
     extra: dict[str, Any] = {}
     _copy(extra, loaded, {"customer": "customer"})
+    extra["status"] = "active"
     if run.event_type == "payment_method.detached":
         # Present as None (not absent) so storage clears the old customer link.
         extra["customer"] = None
