@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,21 +27,52 @@ def needs_dev_config(environ: Mapping[str, str] | None = None) -> bool:
     return not any(environ.get(name) for name in ENVIRONMENT)
 
 
-def write_dev_config(path: Path = DEV_CONFIG_PATH) -> Path:
-    """Write a development configuration with fresh secrets for every provider."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [HEADER, f'database_url = "sqlite:///{path.parent.as_posix()}/paysieve.db"', ""]
+def ensure_dev_config(environ: Mapping[str, str] | None = None) -> str | None:
+    """Write or complete the development configuration when it is the one in use.
+
+    Returns what was done, for the command line to print, or None.
+    """
+    environ = os.environ if environ is None else environ
+    if needs_dev_config(environ):
+        path = DEV_CONFIG_PATH
+        _write(path, [HEADER, f'database_url = "sqlite:///{path.parent.as_posix()}/paysieve.db"'])
+        added = _add_missing_providers(path)
+        return (
+            f"No configuration found: wrote a development configuration to {path} with freshly "
+            f"generated secrets for {', '.join(added)} (never deploy it)."
+        )
+    if config_path(environ) == DEV_CONFIG_PATH:
+        added = _add_missing_providers(DEV_CONFIG_PATH)
+        if added:
+            return f"Added development endpoints for {', '.join(added)} to {DEV_CONFIG_PATH}."
+    return None
+
+
+def _add_missing_providers(path: Path) -> list[str]:
+    """Append a default endpoint, with fresh secrets, for each provider the file lacks."""
+    existing = tomllib.loads(path.read_text(encoding="utf-8")).get("endpoints", [])
+    configured = {entry.get("provider") for entry in existing}
+    lines: list[str] = []
+    added: list[str] = []
     dummy = Settings()
     for name, cls in sorted(adapter_classes().items()):
+        if name in configured:
+            continue
         options = cls(dummy).dev_options(path.parent)
-        lines += ["[[endpoints]]", f'provider = "{name}"', 'name = "default"']
+        lines += ["", "[[endpoints]]", f'provider = "{name}"', 'name = "default"']
         lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
-        lines.append("")
+        added.append(name)
+    if added:
+        _write(path, [path.read_text(encoding="utf-8").rstrip("\n"), *lines])
+    return added
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Written private: the file holds secrets.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
-    return path
+        handle.write("\n".join(lines) + "\n")
 
 
 def _toml(value: Any) -> str:
