@@ -24,10 +24,9 @@ def _settings() -> Settings:
 
 
 def _ensure_dev_config() -> None:
-    if devconfig.needs_dev_config():
-        path = devconfig.write_dev_config()
-        click.echo(f"No configuration found: wrote a development configuration to {path}")
-        click.echo("  with freshly generated webhook secrets for every provider (never deploy it).")
+    done = devconfig.ensure_dev_config()
+    if done:
+        click.echo(done)
 
 
 @click.group()
