@@ -1,0 +1,181 @@
+"""Load schemas for the Razorpay entities paysieve keeps fields from.
+
+Each schema declares the Razorpay key names it reads; everything else in the
+entity (``email``, ``contact``, ``vpa``, ``notes``, ``description``,
+``acquirer_data``, ``bank``, ``wallet``, ``card.name``, ``card.iin``,
+addresses, ...) is excluded by ``StrictSchema``. A payment's card and a
+token's card get their own schemas and are loaded separately with
+``load_partial``, so one bad inner field costs that field, not the object.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from marshmallow import ValidationError
+
+from adapters.shapes import (
+    Amount,
+    Brand,
+    Currency,
+    ExpMonth,
+    ExpYear,
+    Id,
+    Last4,
+    StrictSchema,
+    Timestamp,
+    Word,
+)
+
+_SHORT_DIGITS = re.compile(r"^[0-9]{1,4}$")
+
+
+def _reject_bool(value: Any) -> None:
+    # JSON true/false are Python ints: strict=True alone lets them through.
+    if isinstance(value, bool):
+        raise ValidationError("Not a valid integer.")
+
+
+def _digits_to_int(value: Any) -> Any:
+    # Razorpay's card APIs send expiry as 2 in some places and "02" in others.
+    if isinstance(value, str) and _SHORT_DIGITS.match(value):
+        return int(value)
+    return value
+
+
+class RazorpayAmount(Amount):
+    """An amount in integer minor units (paise for INR; booleans refused)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
+        _reject_bool(value)
+        return int(super()._deserialize(value, attr, data, **kwargs))
+
+
+class RazorpayExpMonth(ExpMonth):
+    """A card's expiry month, sent as a number or a digit string."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
+        _reject_bool(value)
+        return int(super()._deserialize(_digits_to_int(value), attr, data, **kwargs))
+
+
+class RazorpayExpYear(ExpYear):
+    """A card's four-digit expiry year, sent as a number or a digit string."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
+        _reject_bool(value)
+        return int(super()._deserialize(_digits_to_int(value), attr, data, **kwargs))
+
+
+class RazorpayTimestamp(Timestamp):
+    """Epoch seconds as an aware UTC datetime (booleans refused)."""
+
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        _reject_bool(value)
+        result: datetime = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class CreatedSchema(StrictSchema):
+    """The creation time every Razorpay event and entity may carry."""
+
+    created_at = RazorpayTimestamp()
+
+
+class PaymentSchema(StrictSchema):
+    """A payment's ids, status and money."""
+
+    id = Id()
+    status = Word()
+    # "partial" or "full" once refunds exist; the payment's status stays "captured" for partial.
+    refund_status = Word()
+    amount = RazorpayAmount()
+    amount_refunded = RazorpayAmount()
+    currency = Currency()
+    order_id = Id()
+    invoice_id = Id()
+    customer_id = Id()
+    token_id = Id()
+    card_id = Id()
+
+
+class CardSchema(StrictSchema):
+    """The card of a payment: its id, network, last four digits and expiry."""
+
+    id = Id()
+    network = Brand()
+    last4 = Last4()
+    expiry_month = RazorpayExpMonth()
+    expiry_year = RazorpayExpYear()
+
+
+class RefundSchema(StrictSchema):
+    """A refund's ids, status and money."""
+
+    id = Id()
+    status = Word()
+    amount = RazorpayAmount()
+    currency = Currency()
+    payment_id = Id()
+
+
+class DisputeSchema(StrictSchema):
+    """A dispute's ids, status and money."""
+
+    id = Id()
+    status = Word()
+    amount = RazorpayAmount()
+    currency = Currency()
+    payment_id = Id()
+
+
+class InvoiceSchema(StrictSchema):
+    """An invoice's ids, status and total."""
+
+    id = Id()
+    status = Word()
+    amount = RazorpayAmount()
+    currency = Currency()
+    customer_id = Id()
+    order_id = Id()
+    payment_id = Id()
+    subscription_id = Id()
+
+
+class SubscriptionSchema(StrictSchema):
+    """A subscription's ids, status and current period."""
+
+    id = Id()
+    status = Word()
+    plan_id = Id()
+    customer_id = Id()
+    current_end = RazorpayTimestamp()
+
+
+class TokenSchema(StrictSchema):
+    """A saved payment method (token): its id, customer, status and expiry instant."""
+
+    id = Id()
+    status = Word()
+    customer_id = Id()
+    expired_at = RazorpayTimestamp()
+
+
+class TokenCardSchema(StrictSchema):
+    """A token's card: network, last four digits and, where sent, expiry."""
+
+    network = Brand()
+    last4 = Last4()
+    expiry_month = RazorpayExpMonth()
+    expiry_year = RazorpayExpYear()
