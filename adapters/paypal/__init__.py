@@ -1,0 +1,10 @@
+"""PayPal: webhooks verified by PayPal's API or offline by certificate, then minimised."""
+
+from __future__ import annotations
+
+from adapters.paypal.adapter import PayPalAdapter
+from adapters.registry import register
+
+register(PayPalAdapter)
+
+__all__ = ["PayPalAdapter"]
