@@ -30,7 +30,7 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 _DUMMY_HASH = hashlib.sha256(b"paysieve-no-such-key").hexdigest()
 
 
-class KeyError_(ValueError):
+class InvalidKeyRequest(ValueError):
     """A key cannot be created or changed as asked."""
 
 
@@ -73,14 +73,14 @@ def create(
     wanted = sorted(set(scopes))
     bound = sorted(set(accounts))
     if not _NAME_RE.fullmatch(name):
-        raise KeyError_("the name must be 1-64 letters, digits, spaces or .:@/_-")
+        raise InvalidKeyRequest("the name must be 1-64 letters, digits, spaces or .:@/_-")
     if not wanted:
-        raise KeyError_("a key needs at least one scope")
+        raise InvalidKeyRequest("a key needs at least one scope")
     unknown = [s for s in wanted if s not in SCOPES]
     if unknown:
-        raise KeyError_(f"unknown scope; choose from {', '.join(SCOPES)}")
+        raise InvalidKeyRequest(f"unknown scope; choose from {', '.join(SCOPES)}")
     if any(not _ACCOUNT_RE.fullmatch(a) for a in bound):
-        raise KeyError_("account names are 1-64 of a-z, 0-9, _ and -")
+        raise InvalidKeyRequest("account names are 1-64 of a-z, 0-9, _ and -")
     prefix = secrets.token_hex(6)
     key = f"psk_{prefix}_{secrets.token_urlsafe(32)}"
     created = now or datetime.now(UTC)
@@ -130,9 +130,7 @@ def authenticate(conn: Connection, presented: str) -> ApiKey | None:
     if match is None:
         return None
     row = (
-        conn.execute(select(api_keys).where(api_keys.c.prefix == match.group(1)))
-        .mappings()
-        .first()
+        conn.execute(select(api_keys).where(api_keys.c.prefix == match.group(1))).mappings().first()
     )
     stored = row["key_hash"] if row is not None else _DUMMY_HASH
     if not hmac.compare_digest(stored, hash_key(presented)) or row is None:
