@@ -27,12 +27,31 @@ class RedactingFilter(logging.Filter):
         record.msg = guard.redact(message)
         record.args = None
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, guard.redact(value))
+            if key not in _STANDARD:
+                setattr(record, key, _redacted(value))
         if record.exc_info:
             record.exc_text = guard.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    """Return an extra's value with card data removed, looking inside numbers and containers."""
+    if isinstance(value, str):
+        return guard.redact(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        # A card number passed as a JSON number is still a card number.
+        return "[REDACTED]" if guard.scan_text(str(value)) else value
+    if depth > 8:
+        return "[nested]"
+    if isinstance(value, dict):
+        return {_redacted(str(k), depth + 1): _redacted(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v, depth + 1) for v in value]
+    # Anything else is rendered by the formatter with str(): redact that rendering now.
+    return guard.redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):

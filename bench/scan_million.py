@@ -1,0 +1,170 @@
+"""Bulk-load a million transaction rows and time `paysieve audit`'s database scan.
+
+    .venv/bin/python -m bench.scan_million                      # SQLite, temporary file
+    .venv/bin/python -m bench.scan_million --url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+On PostgreSQL a scratch database is created and dropped. Rows look like real
+ones: provider ids, sealed (encrypted) references with their blind indexes,
+statuses, amounts and timestamps; the load uses executemany (SQLite) or COPY
+(PostgreSQL) so it takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.audit import allowlist, scan
+from gateway.migrate import upgrade
+from gateway.store import make_engine
+
+COLUMNS = (
+    "provider",
+    "account",
+    "created_at",
+    "updated_at",
+    "last_event_id",
+    "last_event_at",
+    "id",
+    "kind",
+    "status",
+    "provider_status",
+    "amount",
+    "currency",
+    "customer",
+    "customer_bidx",
+    "payment_intent",
+    "charge",
+    "invoice",
+    "payment_method",
+    "payment_method_bidx",
+)
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _id(length: int = 24) -> str:
+    # Provider ids are random base62, like Stripe's.
+    return "".join(secrets.choice(_BASE62) for _ in range(length))
+
+
+def _sealed() -> str:
+    return "v1.1a2b3c4d." + base64.urlsafe_b64encode(os.urandom(60)).decode().rstrip("=")
+
+
+def rows(count: int) -> Iterator[tuple[object, ...]]:
+    """Yield transaction rows shaped like stored ones."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    stamp = now.isoformat(sep=" ")
+    sealed = [_sealed() for _ in range(1000)]
+    ids = [_id() for _ in range(5000)]
+    for n in range(count):
+        suffix = ids[n % 5000]
+        yield (
+            "stripe",
+            "default",
+            stamp,
+            stamp,
+            f"evt_{suffix}",
+            stamp,
+            f"ch_{suffix}{n:07d}",
+            "payment",
+            "succeeded",
+            "succeeded",
+            4999 + n % 1000,
+            "USD",
+            sealed[n % 1000],
+            secrets.token_hex(16),
+            f"pi_{suffix}",
+            f"ch_{suffix}{n:07d}",
+            f"in_{suffix}",
+            sealed[(n * 7) % 1000],
+            secrets.token_hex(16),
+        )
+
+
+def load(url: str, count: int) -> None:
+    """Insert count transaction rows as fast as the driver allows."""
+    # Not make_engine: its PostgreSQL statement timeout (10 s) would cancel the COPY.
+    engine = create_engine(url)
+    columns = ", ".join(f'"{c}"' for c in COLUMNS)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cursor.copy(f"COPY transactions ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows(count):
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in COLUMNS)
+            insert = f"INSERT INTO transactions ({columns}) VALUES ({marks})"  # noqa: S608
+            batch: list[tuple[object, ...]] = []
+            for row in rows(count):
+                batch.append(row)
+                if len(batch) == 50_000:
+                    cursor.executemany(insert, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(insert, batch)
+    print(f"loaded {count:,} rows in {time.perf_counter() - started:.1f}s")
+    engine.dispose()
+
+
+def measure(url: str, batch_size: int) -> None:
+    """Run the scan and print its rate."""
+    engine = make_engine(url)
+    result = scan.scan(engine, allowlist.load(), batch_size=batch_size)
+    engine.dispose()
+    print(
+        f"scanned {result.rows:,} rows ({result.values:,} values) in {result.seconds:.1f}s: "
+        f"{result.rate:,.0f} rows/s; findings: {len(result.findings)}"
+    )
+
+
+def main() -> None:
+    """Load a million rows into a scratch database and time the scan."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="PostgreSQL server URL (default: a temporary SQLite file)")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=scan.DEFAULT_BATCH)
+    args = parser.parse_args()
+    if args.url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            upgrade(make_engine(url))
+            load(url, args.rows)
+            measure(url, args.batch_size)
+        return
+    server = make_url(args.url)
+    name = f"paysieve_bench_{secrets.token_hex(4)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = server.set(database=name).render_as_string(hide_password=False)
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        load(url, args.rows)
+        measure(url, args.batch_size)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

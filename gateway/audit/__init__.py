@@ -1,0 +1,1 @@
+"""The auditors' toolkit: the allowlist as evidence, the database scan, the minimisation trail."""

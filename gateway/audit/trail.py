@@ -1,0 +1,226 @@
+"""The minimisation trail: per provider and event type, which field paths arrived and were kept.
+
+Each delivery's payload is reduced to its set of field paths, with every key
+that could be a value collapsed (list indices, keys that are not plain
+identifiers, everything under free-form containers such as ``metadata`` and
+``notes``). The set is hashed to a *shape*; a delivery costs one upsert of
+(provider, event_type, shape, day) += 1, and a shape's paths are written only
+the first time it is seen. Guard hits are counted per provider, reason and
+day. Counts and path names only: never a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.db import trail_counts, trail_guard_hits, trail_shapes
+from gateway.guard import GuardHit
+from gateway.records import Record
+
+# Containers whose keys are chosen by merchants or customers: their keys are data.
+FREE_FORM_KEYS: Final = frozenset({"metadata", "notes", "custom_fields", "custom_data"})
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+COLLAPSED_KEY: Final = "<key>"
+LIST_ITEM: Final = "[]"
+FREE_FORM: Final = "*"
+MAX_PATH: Final = 512
+MAX_DEPTH: Final = 32
+# Known shapes kept in memory per process; a shape seen again costs no lookup.
+_CACHE_LIMIT: Final = 65_536
+
+
+def collapse_key(key: str) -> str:
+    """Return a key as it may be stored: itself if a plain identifier, else a placeholder."""
+    return key if _PLAIN_KEY.fullmatch(key) else COLLAPSED_KEY
+
+
+def leaf_paths(payload: Any) -> dict[str, list[Any]]:
+    """Return every collapsed leaf path of a payload with the scalar values found there."""
+    found: dict[str, list[Any]] = {}
+    _walk(payload, "", found, 0)
+    return found
+
+
+def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        found.setdefault(_joined(path, "<deep>"), [])
+        return
+    if isinstance(node, Mapping):
+        if not node and path:
+            found.setdefault(path, [])
+        for key, child in node.items():
+            name = collapse_key(str(key))
+            if name in FREE_FORM_KEYS:
+                # Everything under a free-form container is one path: its keys are data.
+                found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
+                continue
+            _walk(child, _joined(path, name), found, depth + 1)
+    elif isinstance(node, list):
+        if not node:
+            found.setdefault(path + LIST_ITEM, [])
+        for child in node:
+            _walk(child, path + LIST_ITEM, found, depth + 1)
+    else:
+        found.setdefault(path or "<root>", []).append(node)
+
+
+def _joined(path: str, name: str) -> str:
+    joined = f"{path}.{name}" if path else name
+    return joined if len(joined) <= MAX_PATH else joined[: MAX_PATH - 7] + ".<long>"
+
+
+def _comparable(value: Any) -> set[str]:
+    """Return the forms a stored value may have had in the payload."""
+    if isinstance(value, datetime):
+        return {str(int(value.timestamp())), value.isoformat().lower()}
+    if isinstance(value, bool):
+        return {str(value).lower()}
+    return {str(value).lower()}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One delivery's trail entry, computed before the transaction and written inside it."""
+
+    trail: Trail
+    provider: str
+    event_type: str
+    shape_hash: str
+    paths: tuple[tuple[str, bool], ...]
+    hits: tuple[str, ...]
+    day: date
+
+    def write(self, conn: Connection) -> None:
+        """Count this delivery (one upsert), its shape's paths when new, and its guard hits."""
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(trail_counts).values(
+            provider=self.provider,
+            event_type=self.event_type,
+            shape_hash=self.shape_hash,
+            day=self.day,
+            count=1,
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["provider", "event_type", "shape_hash", "day"],
+                set_={"count": trail_counts.c.count + 1},
+            )
+        )
+        if not self.trail.known(self.shape_hash):
+            exists = conn.execute(
+                select(trail_shapes.c.shape_hash)
+                .where(trail_shapes.c.shape_hash == self.shape_hash)
+                .limit(1)
+            ).first()
+            if exists is None:
+                now = datetime.now(UTC)
+                # executemany of one cached statement: compiling a multi-row VALUES is slower.
+                conn.execute(
+                    insert(trail_shapes).on_conflict_do_nothing(
+                        index_elements=["shape_hash", "path"]
+                    ),
+                    [
+                        {
+                            "shape_hash": self.shape_hash,
+                            "provider": self.provider,
+                            "event_type": self.event_type,
+                            "path": path,
+                            "kept": kept,
+                            "first_seen": now,
+                        }
+                        for path, kept in self.paths
+                    ],
+                )
+        for reason in sorted(set(self.hits)):
+            stmt = insert(trail_guard_hits).values(
+                provider=self.provider,
+                reason=reason,
+                day=self.day,
+                count=self.hits.count(reason),
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["provider", "reason", "day"],
+                    set_={"count": trail_guard_hits.c.count + stmt.excluded.count},
+                )
+            )
+
+    def committed(self) -> None:
+        """Remember the shape once its transaction committed, so it is never written again."""
+        self.trail.remember(self.shape_hash)
+
+
+class Trail:
+    """Turn deliveries into trail observations; remembers the shapes this process has written."""
+
+    def __init__(self, schema_fields: Mapping[str, Iterable[str]]) -> None:
+        # Per provider, every key name some schema declares: only such keys can be kept.
+        self.schema_fields = {p: frozenset(names) for p, names in schema_fields.items()}
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def observe(
+        self,
+        provider: str,
+        event_type: str,
+        payload: Mapping[str, Any],
+        records: Sequence[Record],
+        hits: Sequence[GuardHit],
+        *,
+        now: datetime | None = None,
+    ) -> Observation:
+        """Return the trail entry for one delivery (pure computation, no I/O)."""
+        names = self.schema_fields.get(provider, frozenset())
+        stored: set[str] = set()
+        for record in records:
+            for value in record.values.values():
+                if value is not None:
+                    stored |= _comparable(value)
+        paths: list[tuple[str, bool]] = []
+        for path, values in sorted(leaf_paths(payload).items()):
+            last = path.rsplit(".", 1)[-1]
+            kept = last in names and any(
+                form in stored for value in values for form in _comparable(value)
+            )
+            paths.append((path, kept))
+        digest = hashlib.sha256()
+        for part in (provider, event_type, *(f"{p}\0{int(k)}" for p, k in paths)):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\n")
+        moment = now or datetime.now(UTC)
+        return Observation(
+            trail=self,
+            provider=provider,
+            event_type=collapse_event_type(event_type),
+            shape_hash=digest.hexdigest()[:16],
+            paths=tuple(paths),
+            hits=tuple(hit.reason for hit in hits),
+            day=moment.astimezone(UTC).date(),
+        )
+
+    def known(self, shape_hash: str) -> bool:
+        """Return whether this process already wrote a shape."""
+        return shape_hash in self._known
+
+    def remember(self, shape_hash: str) -> None:
+        """Note a shape as written (bounded: a full cache starts over)."""
+        with self._lock:
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known.add(shape_hash)
+
+
+_EVENT_TYPE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def collapse_event_type(event_type: str) -> str:
+    """Return an event type as stored: adapters validate it, this only bounds it."""
+    return event_type if _EVENT_TYPE.fullmatch(event_type) else "<invalid>"
