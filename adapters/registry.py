@@ -23,4 +23,6 @@ def adapter_classes() -> dict[str, type[Adapter]]:
 
 def _load_builtin() -> None:
     # Importing a provider package registers it.
+    import adapters.paypal  # noqa: F401
+    import adapters.razorpay  # noqa: F401
     import adapters.stripe  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Any
 from babel.numbers import get_currency_precision, list_currencies
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}\Z"
 MAX_AMOUNT = 2**63 - 1
 
 _CURRENCIES = frozenset(list_currencies())
@@ -59,7 +59,7 @@ class Last4(fields.String):
     """The last four digits of a card number."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(validate=validate.Regexp(r"^\d{4}$"), allow_none=True, **kwargs)
+        super().__init__(validate=validate.Regexp(r"^[0-9]{4}\Z"), allow_none=True, **kwargs)
 
 
 class StrictInteger(fields.Integer):
@@ -144,7 +144,7 @@ class Word(fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"), allow_none=True, **kwargs
+            validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}\Z"), allow_none=True, **kwargs
         )
 
 

@@ -7,12 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from adapters.base import Adapter
 from adapters.registry import adapter_classes
-from gateway import health, http, logs, webhooks
+from gateway import api, audit_api, health, http, logs, metrics, privacy, privacy_api, webhooks
+from gateway.crypto import cipher_from_settings
+from gateway.errors import ConfigurationError
 from gateway.pipeline import Pipeline
 from gateway.settings import Settings, load_settings
+from gateway.sources import SourceNetworks
 from gateway.store import Store, make_engine
 
 log = logging.getLogger(__name__)
@@ -31,15 +35,32 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Providers post bodies with their own field order; never re-sort JSON answers.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    store = Store(make_engine(settings.database_url))
+    cipher = cipher_from_settings(settings.data_keys, settings.data_keys_file, settings.index_key)
+    store = Store(make_engine(settings.database_url), cipher)
+    # Refuse to serve data no configured key opens, before the first request finds out.
+    try:
+        privacy.check_keys(store)
+    except ConfigurationError:
+        store.engine.dispose()
+        raise
     adapters = build_adapters(settings)
     app.extensions["paysieve.settings"] = settings
     app.extensions["paysieve.store"] = store
     app.extensions["paysieve.pipeline"] = Pipeline(settings, store, adapters)
+    app.extensions["paysieve.sources"] = SourceNetworks(settings)
+    if settings.trusted_proxy_hops:
+        # Only then are X-Forwarded-For/-Proto believed: remote_addr (source allowlists, rate
+        # limits) becomes the address the last trusted hop saw, not the load balancer's.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     http.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(audit_api.bp)
+    api.init_app(app, settings)
+    app.register_blueprint(privacy_api.bp)
     return app
 
 

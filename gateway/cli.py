@@ -10,9 +10,9 @@ import click
 import orjson
 import requests
 
-from gateway import devconfig, migrate
+from gateway import devconfig, migrate, privacy_cli
 from gateway.errors import ConfigurationError
-from gateway.settings import Settings, load_settings
+from gateway.settings import DEV_CONFIG_PATH, Settings, load_settings
 from gateway.store import make_engine
 
 
@@ -46,10 +46,31 @@ def serve(host: str, port: int) -> None:
     settings = _settings()
     click.echo(f"Configuration: {settings.source}")
     click.echo(f"Database: {_safe_url(settings.database_url)}")
+    _check_schema(settings)
     click.echo(f"Listening on http://{host}:{port}  (POST /webhooks/<provider>)")
     click.echo("Try it from another terminal: paysieve simulate stripe charge.succeeded")
     app = create_app()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _check_schema(settings: Settings) -> None:
+    """Migrate the trial database; elsewhere refuse to serve an out-of-date schema."""
+    engine = make_engine(settings.database_url)
+    try:
+        current = migrate.current_revision(engine)
+        head = migrate.head_revision()
+        if current == head:
+            return
+        if settings.source == str(DEV_CONFIG_PATH):
+            migrate.upgrade(engine)
+            click.echo(f"Migrated the development database to {head}")
+            return
+        raise click.ClickException(
+            f"the database schema is at {current or 'nothing'}, not {head}: "
+            "run `paysieve db upgrade` first"
+        )
+    finally:
+        engine.dispose()
 
 
 @main.group()
@@ -71,6 +92,48 @@ def db_upgrade(revision: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+@main.group()
+def keys() -> None:
+    """Manage read-API keys (shown once at creation, stored only as hashes)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who the key is for, e.g. billing-service.")
+@click.option(
+    "--scope",
+    "scopes",
+    required=True,
+    multiple=True,
+    type=click.Choice(["records:read", "customers:erase", "audit:read"]),
+    help="A scope; repeat for several.",
+)
+@click.option("--account", "accounts", multiple=True, help="Bind to an account; repeatable.")
+def keys_create(name: str, scopes: tuple[str, ...], accounts: tuple[str, ...]) -> None:
+    """Create a key and print it alone on standard output, this once."""
+    from gateway import api_keys_cli
+
+    click.echo(api_keys_cli.create(_settings(), name=name, scopes=scopes, accounts=accounts))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys: name, prefix, scopes, accounts, created, last used, revoked."""
+    from gateway import api_keys_cli
+
+    for line in api_keys_cli.table(_settings()):
+        click.echo(line)
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with a prefix (the part after psk_)."""
+    from gateway import api_keys_cli
+
+    api_keys_cli.revoke(_settings(), prefix)
+    click.echo("revoked", err=True)
 
 
 @main.command()
@@ -113,6 +176,79 @@ def simulate(provider: str, event_type: str, url: str | None, endpoint: str) -> 
         sys.exit(1)
 
 
+@main.command()
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="How to print the result on standard output.",
+)
+@click.option("--report", type=click.Path(dir_okay=False), help="Also write the HTML report here.")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(100, 100_000))
+@click.option("--self-test", is_flag=True, help="Run the shipped field-allowlist tests instead.")
+@click.option("--examples", default=10, show_default=True, type=click.IntRange(1, 1000))
+def audit(output: str, report: str | None, batch_size: int, self_test: bool, examples: int) -> None:
+    """Scan the database for card data and columns outside the allowlist (exit 1 on findings)."""
+    if self_test:
+        _self_test(examples)
+        return
+    from gateway import audit_trail
+    from gateway.audit import allowlist, scan
+    from gateway.audit import report as reports
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        rows = scan.count_rows(engine)
+        with click.progressbar(
+            length=rows, label="scanning", file=sys.stderr, show_pos=True
+        ) as bar:
+            result = scan.scan(engine, allowlist.load(), batch_size=batch_size, progress=bar.update)
+        trail = reports.read_trail(engine) if output == "html" or report else None
+        with engine.begin() as conn:
+            audit_trail.append(
+                conn,
+                actor=audit_trail.ACTOR_CLI,
+                action="audit.scan",
+                route="cli",
+                outcome="findings" if result.findings else "ok",
+                count=len(result.findings),
+            )
+    finally:
+        engine.dispose()
+    if report and trail is not None:
+        with open(report, "w", encoding="utf-8") as handle:
+            handle.write(reports.render_html(result, trail))
+        click.echo(f"report written to {report}", err=True)
+    if output == "json":
+        click.echo(reports.render_json(result))
+    elif output == "html" and trail is not None:
+        click.echo(reports.render_html(result, trail))
+    else:
+        click.echo(reports.render_text(result))
+    if result.findings:
+        sys.exit(1)
+
+
+def _self_test(examples: int) -> None:
+    from importlib.util import find_spec
+
+    # Looked up, not imported: pytest must import hypothesis itself to rewrite its asserts.
+    if find_spec("pytest") is None or find_spec("hypothesis") is None:
+        raise click.ClickException(
+            "the self-test needs pytest and hypothesis: pip install 'paysieve[audit]'"
+        )
+    from gateway.audit.selftest import runner
+
+    code, summary = runner.run(examples=examples)
+    click.echo(summary)
+    click.echo("self-test " + ("passed" if code == 0 else f"FAILED (pytest exit code {code})"))
+    if code != 0:
+        sys.exit(1)
+
+
 def _webhook_url(url: str | None, provider: str, endpoint: str) -> str:
     path = f"/webhooks/{provider}" + ("" if endpoint == "default" else f"/{endpoint}")
     if url is None:
@@ -127,3 +263,6 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+privacy_cli.register(main)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -64,6 +65,16 @@ def _ref(name: str, **kwargs: Any) -> Column[Any]:
     return Column(name, String(128), nullable=True, **kwargs)
 
 
+def _sealed(name: str, *, nullable: bool = True) -> list[Column[Any]]:
+    """Return a column sealed with AES-GCM (gateway.crypto) and its blind index column."""
+    return [
+        # v1.<kid>.<base64url(nonce, ciphertext, tag)> of an id of up to 128 characters.
+        Column(name, String(256), nullable=nullable),
+        # HMAC-SHA256 (own key) truncated to 128 bits, hex: equality lookups and joins.
+        Column(f"{name}_bidx", String(32), nullable=True),
+    ]
+
+
 def _record_columns() -> list[Column[Any]]:
     """Return the bookkeeping columns every record table carries."""
     return [
@@ -94,6 +105,9 @@ events = Table(
     Column("txid", BigInteger, nullable=True),
     UniqueConstraint("provider", "account", "id"),
     Index(None, "received_at"),
+    # Never reuse a seq on SQLite, even after the newest event is purged or erased:
+    # a change-feed consumer polling after=<seq> would miss the new one.
+    sqlite_autoincrement=True,
 )
 
 event_objects = Table(
@@ -106,7 +120,10 @@ event_objects = Table(
         nullable=False,
     ),
     Column("record_type", String(32), nullable=False),
-    Column("object_id", String(128), nullable=False),
+    # A payment method's token is sealed here too (gateway.crypto); other ids are in clear.
+    Column("object_id", String(256), nullable=False),
+    # The token's blind index, so erasure can find the change-feed rows naming it.
+    Column("object_bidx", String(32), nullable=True),
     PrimaryKeyConstraint("event_seq", "record_type", "object_id"),
 )
 
@@ -121,17 +138,17 @@ transactions = Table(
     Column("provider_status", String(64), nullable=True),
     Column("amount", BigInteger, nullable=True),
     Column("currency", String(3), nullable=True),
-    _ref("customer"),
+    *_sealed("customer"),
     _ref("payment_intent"),
     _ref("charge"),
     _ref("order"),
     _ref("invoice"),
     _ref("subscription"),
     _ref("refund_of"),
-    _ref("payment_method"),
+    *_sealed("payment_method"),
     UniqueConstraint("provider", "account", "id"),
     # (filter, pk): the read API's keyset pages are index range scans in pk order.
-    Index(None, "customer", "pk"),
+    Index(None, "customer_bidx", "pk"),
     Index(None, "account", "pk"),
     Index(None, "updated_at"),
 )
@@ -141,16 +158,17 @@ payment_methods = Table(
     metadata,
     Column("pk", Serial, primary_key=True, autoincrement=True),
     *_record_columns(),
-    Column("token", String(128), nullable=False),
-    _ref("customer"),
+    *_sealed("token", nullable=False),
+    *_sealed("customer"),
     Column("brand", String(16), nullable=True),
     Column("last4", String(4), nullable=True),
     Column("exp_month", SmallInteger, nullable=True),
     Column("exp_year", SmallInteger, nullable=True),
     Column("status", String(16), nullable=True),
-    UniqueConstraint("provider", "account", "token"),
+    # The token is sealed with a random nonce: its blind index is the identity.
+    UniqueConstraint("provider", "account", "token_bidx"),
     # (filter, pk): the read API's keyset pages are index range scans in pk order.
-    Index(None, "customer", "pk"),
+    Index(None, "customer_bidx", "pk"),
     Index(None, "account", "pk"),
     Index(None, "updated_at"),
 )
@@ -161,7 +179,7 @@ subscriptions = Table(
     Column("pk", Serial, primary_key=True, autoincrement=True),
     *_record_columns(),
     Column("id", String(128), nullable=False),
-    _ref("customer"),
+    *_sealed("customer"),
     _ref("plan"),
     Column("status", String(16), nullable=True),
     Column("provider_status", String(64), nullable=True),
@@ -169,7 +187,7 @@ subscriptions = Table(
     Column("cancel_at_period_end", Boolean, nullable=True),
     UniqueConstraint("provider", "account", "id"),
     # (filter, pk): the read API's keyset pages are index range scans in pk order.
-    Index(None, "customer", "pk"),
+    Index(None, "customer_bidx", "pk"),
     Index(None, "account", "pk"),
     Index(None, "updated_at"),
 )
@@ -207,6 +225,69 @@ audit_log = Table(
     Index(None, "at"),
 )
 
+# The minimisation trail (gateway.audit.trail): counts of what arrived and what was kept,
+# by field path with free-form keys collapsed. Counts and path names only, never values.
+trail_counts = Table(
+    "trail_counts",
+    metadata,
+    Column("provider", String(16), nullable=False),
+    Column("event_type", String(128), nullable=False),
+    # The first 16 hex digits of a SHA-256 over the payload's collapsed path set.
+    Column("shape_hash", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("provider", "event_type", "shape_hash", "day"),
+)
+
+trail_shapes = Table(
+    "trail_shapes",
+    metadata,
+    Column("shape_hash", String(16), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("event_type", String(128), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("kept", Boolean, nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("shape_hash", "path"),
+)
+
+trail_guard_hits = Table(
+    "trail_guard_hits",
+    metadata,
+    Column("provider", String(16), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("provider", "reason", "day"),
+)
+
+# Privacy operations (gateway.privacy): who asked for what, under which legal basis, how
+# much. The data subject appears only as a keyed-hash pseudonym, never by a value.
+privacy_log = Table(
+    "privacy_log",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    # A key prefix or "cli", as in audit_log.
+    Column("actor", String(32), nullable=False),
+    # erase, export, purge, rotate_keys
+    Column("action", String(32), nullable=False),
+    Column("provider", String(16), nullable=True),
+    Column("account", String(64), nullable=True),
+    # HMAC-SHA256 of (provider, account, customer) under a key derived from the index key.
+    Column("subject", String(64), nullable=True),
+    Column("transactions", Integer, nullable=False, default=0),
+    Column("payment_methods", Integer, nullable=False, default=0),
+    Column("subscriptions", Integer, nullable=False, default=0),
+    Column("events", Integer, nullable=False, default=0),
+    Column("audit_entries", Integer, nullable=False, default=0),
+    # What was kept and why, in words (erase: the transactions' billing core).
+    Column("legal_basis", String(256), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Index(None, "at"),
+    Index(None, "subject"),
+)
+
 RECORD_TABLES: dict[str, Table] = {
     "transaction": transactions,
     "payment_method": payment_methods,
@@ -215,7 +296,19 @@ RECORD_TABLES: dict[str, Table] = {
 
 # Columns the pipeline manages; every other column of a record table is an allowlisted field.
 BOOKKEEPING = frozenset(
-    {"pk", "provider", "account", "created_at", "updated_at", "last_event_id", "last_event_at"}
+    {
+        "pk",
+        "provider",
+        "account",
+        "created_at",
+        "updated_at",
+        "last_event_id",
+        "last_event_at",
+        # Blind indexes of sealed columns (gateway.crypto): derived, not fields.
+        "customer_bidx",
+        "token_bidx",
+        "payment_method_bidx",
+    }
 )
 
 

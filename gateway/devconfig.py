@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.registry import adapter_classes
+from gateway.crypto import generate_key
 from gateway.settings import DEV_CONFIG_PATH, ENVIRONMENT, Settings, config_path
 
 HEADER = """\
@@ -35,17 +36,47 @@ def ensure_dev_config(environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if needs_dev_config(environ):
         path = DEV_CONFIG_PATH
-        _write(path, [HEADER, f'database_url = "sqlite:///{path.parent.as_posix()}/paysieve.db"'])
-        added = _add_missing_providers(path)
+        added = write_config(path, database_url=f"sqlite:///{path.parent.as_posix()}/paysieve.db")
         return (
             f"No configuration found: wrote a development configuration to {path} with freshly "
             f"generated secrets for {', '.join(added)} (never deploy it)."
         )
     if config_path(environ) == DEV_CONFIG_PATH:
+        keyed = _add_missing_keys(DEV_CONFIG_PATH)
         added = _add_missing_providers(DEV_CONFIG_PATH)
+        if keyed:
+            added.append("encryption at rest")
         if added:
             return f"Added development endpoints for {', '.join(added)} to {DEV_CONFIG_PATH}."
     return None
+
+
+def write_config(path: Path, *, database_url: str) -> list[str]:
+    """Write a configuration with a fresh endpoint for every provider; return the providers."""
+    _write(path, [HEADER, f'database_url = "{database_url}"', *_key_lines()])
+    return _add_missing_providers(path)
+
+
+def _key_lines() -> list[str]:
+    """Return fresh encryption-at-rest keys as top-level TOML lines."""
+    return [
+        "# Encryption at rest: data keys (the first encrypts) and the blind index key.",
+        f"data_keys = [{_toml(generate_key())}]",
+        f"index_key = {_toml(generate_key())}",
+    ]
+
+
+def _add_missing_keys(path: Path) -> bool:
+    """Add data keys to a development configuration written before they existed."""
+    text = path.read_text(encoding="utf-8")
+    existing = tomllib.loads(text)
+    if existing.get("data_keys") or existing.get("index_key"):
+        return False
+    lines = text.rstrip("\n").split("\n")
+    # Top-level keys must come before the first [[endpoints]] table.
+    at = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
+    _write(path, [*lines[:at], *_key_lines(), *lines[at:]])
+    return True
 
 
 def _add_missing_providers(path: Path) -> list[str]:

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from adapters.base import Adapter
-from gateway import guard
+from gateway import guard, metrics
+from gateway.audit.trail import Trail
 from gateway.errors import NotFound, UnsupportedMediaType
 from gateway.settings import EndpointConfig, Settings
 from gateway.store import Store
@@ -33,6 +34,12 @@ class Pipeline:
         self.settings = settings
         self.store = store
         self.adapters = dict(adapters)
+        self.trail = Trail(
+            {
+                name: {f for schema in a.schemas().values() for f in schema.fields}
+                for name, a in self.adapters.items()
+            }
+        )
 
     def route(self, provider: str, endpoint_name: str) -> tuple[Adapter, EndpointConfig]:
         """Return the adapter and endpoint a delivery goes to, or raise NotFound."""
@@ -64,11 +71,13 @@ class Pipeline:
         records, hits = guard.check(sanitised.records)
         hits += guard.check_paths(sanitised.dropped)
         for hit in hits:
+            metrics.guard_hit(adapter.name, hit.reason)
             log.warning(
                 "guard dropped a field",
                 extra={"provider": adapter.name, "path": hit.path, "reason": hit.reason},
             )
         dropped = len(sanitised.dropped) + len(hits)
+        observed = self.trail.observe(adapter.name, meta.type, event, records, hits)
         status = self.store.apply(
             provider=adapter.name,
             account=endpoint.name,
@@ -76,7 +85,10 @@ class Pipeline:
             records=records,
             outcome="stored" if sanitised.handled else "ignored",
             dropped_fields=dropped,
+            also=observed.write,
         )
+        if status != "duplicate":
+            observed.committed()
         log.info(
             "delivery %s",
             status,

@@ -42,11 +42,25 @@ class Settings:
     tolerance_seconds: int = 300
     max_body_bytes: int = 1_048_576
     data_keys: tuple[str, ...] = ()
+    # A file of data keys, one per line, read after data_keys (gateway.crypto).
+    data_keys_file: str = ""
+    # The blind index key (equality lookups on sealed columns); never a data key.
+    index_key: str = ""
+    # Retention, in days, enforced by `paysieve purge` (gateway.privacy).
+    retention_events_days: int = 90
+    retention_transactions_days: int = 2557
+    retention_payment_methods_days: int = 30
+    retention_subscriptions_days: int = 730
+    retention_audit_days: int = 365
     log_level: str = "INFO"
     # Per API key (per client address without a valid key), in flask-limiter's notation.
     rate_limit: str = "600 per minute"
     # memory:// (per process) or a shared store such as redis://host:6379.
     rate_limit_storage: str = "memory://"
+    # Load balancers in front that append X-Forwarded-For/-Proto (0: trust no forwarded header).
+    trusted_proxy_hops: int = 0
+    # Set by gunicorn.conf.py: /metrics then sums every worker's counters.
+    metrics_multiproc_dir: str = ""
     endpoints: tuple[EndpointConfig, ...] = ()
     source: str = "defaults"
 
@@ -95,10 +109,22 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_TOLERANCE_SECONDS": ("tolerance_seconds", _int),
     "PAYSIEVE_MAX_BODY_BYTES": ("max_body_bytes", _int),
     "PAYSIEVE_DATA_KEYS": ("data_keys", _csv),
+    "PAYSIEVE_DATA_KEYS_FILE": ("data_keys_file", _str),
+    "PAYSIEVE_INDEX_KEY": ("index_key", _str),
+    "PAYSIEVE_RETENTION_EVENTS_DAYS": ("retention_events_days", _int),
+    "PAYSIEVE_RETENTION_TRANSACTIONS_DAYS": ("retention_transactions_days", _int),
+    "PAYSIEVE_RETENTION_PAYMENT_METHODS_DAYS": ("retention_payment_methods_days", _int),
+    "PAYSIEVE_RETENTION_SUBSCRIPTIONS_DAYS": ("retention_subscriptions_days", _int),
+    "PAYSIEVE_RETENTION_AUDIT_DAYS": ("retention_audit_days", _int),
     "PAYSIEVE_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "PAYSIEVE_RATE_LIMIT": ("rate_limit", _str),
     "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
+    "PAYSIEVE_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _int),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_multiproc_dir", _str),
     "PAYSIEVE_STRIPE_WEBHOOK_SECRETS": ("endpoint:stripe:webhook_secrets", _csv),
+    "PAYSIEVE_STRIPE_SOURCE_NETWORKS": ("endpoint:stripe:source_networks", _csv),
+    "PAYSIEVE_RAZORPAY_SOURCE_NETWORKS": ("endpoint:razorpay:source_networks", _csv),
+    "PAYSIEVE_PAYPAL_SOURCE_NETWORKS": ("endpoint:paypal:source_networks", _csv),
     "PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS": ("endpoint:razorpay:webhook_secrets", _csv),
     "PAYSIEVE_PAYPAL_WEBHOOK_ID": ("endpoint:paypal:webhook_id", _str),
     "PAYSIEVE_PAYPAL_VERIFY": ("endpoint:paypal:verify", _choice("api", "cert")),
@@ -114,9 +140,18 @@ _TOP_LEVEL = {
     "tolerance_seconds": int,
     "max_body_bytes": int,
     "data_keys": tuple,
+    "data_keys_file": str,
+    "index_key": str,
+    "retention_events_days": int,
+    "retention_transactions_days": int,
+    "retention_payment_methods_days": int,
+    "retention_subscriptions_days": int,
+    "retention_audit_days": int,
     "log_level": str,
     "rate_limit": str,
     "rate_limit_storage": str,
+    "trusted_proxy_hops": int,
+    "metrics_multiproc_dir": str,
 }
 
 
@@ -228,4 +263,10 @@ def _validated(settings: Settings) -> Settings:
             )
     if settings.tolerance_seconds <= 0 or settings.max_body_bytes <= 0:
         raise ConfigurationError("tolerance_seconds and max_body_bytes must be positive")
+    import limits
+
+    try:
+        limits.parse_many(settings.rate_limit)
+    except ValueError:
+        raise ConfigurationError("rate_limit: expected a limit such as '600 per minute'") from None
     return replace(settings)

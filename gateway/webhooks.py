@@ -8,8 +8,10 @@ from typing import IO, cast
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from gateway import metrics
 from gateway.errors import PayloadTooLarge
 from gateway.pipeline import Pipeline
+from gateway.sources import SourceNetworks
 
 bp = Blueprint("webhooks", __name__)
 
@@ -20,14 +22,19 @@ def receive(provider: str, endpoint: str) -> Response:
     """Verify, minimise and store one provider delivery."""
     pipeline: Pipeline = current_app.extensions["paysieve.pipeline"]
     adapter, config = pipeline.route(provider, endpoint)
-    pipeline.check_content_type(request.mimetype)
-    limit = pipeline.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge("the body is larger than the gateway accepts")
-    raw_body = read_body(request.stream, limit)
-    # Headers is a case-insensitive multi-dict; adapters only call .get() on it.
-    headers = cast("Mapping[str, str]", request.headers)
-    outcome = pipeline.process(adapter, config, raw_body, headers)
+    sources: SourceNetworks = current_app.extensions["paysieve.sources"]
+    with metrics.observe_delivery(adapter.name, config.name) as seen:
+        # Before the body is read: a delivery from outside the allowlist costs nothing.
+        sources.check(config, request.remote_addr)
+        pipeline.check_content_type(request.mimetype)
+        limit = pipeline.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge("the body is larger than the gateway accepts")
+        raw_body = read_body(request.stream, limit)
+        # Headers is a case-insensitive multi-dict; adapters only call .get() on it.
+        headers = cast("Mapping[str, str]", request.headers)
+        outcome = pipeline.process(adapter, config, raw_body, headers)
+        seen.outcome, seen.dropped = outcome.status, outcome.dropped
     return jsonify({"status": outcome.status, "event_id": outcome.event_id})
 
 

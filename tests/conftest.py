@@ -19,13 +19,18 @@ from sqlalchemy.engine import make_url
 
 from adapters.registry import adapter_classes
 from gateway import create_app
+from gateway.crypto import SEALED, Cipher, cipher_from_settings
 from gateway.db import metadata
 from gateway.migrate import upgrade
+from gateway.privacy import open_object_id
 from gateway.settings import Settings
 from gateway.store import make_engine
 
 STRIPE_SECRET = "whsec_test_" + "a" * 32
 STRIPE_OLD_SECRET = "whsec_test_" + "b" * 32
+# Fixed test keys for encryption at rest (32 bytes, base64url): never used outside tests.
+TEST_DATA_KEY = "dGVzdC1kYXRhLWtleS0wMDAwMDAwMDAwMDAwMDAwMDA"
+TEST_INDEX_KEY = "dGVzdC1pbmRleC1rZXktMDAwMDAwMDAwMDAwMDAwMDA"
 
 # Settings must come from the test, never from a developer's config or environment.
 for _name in [
@@ -121,6 +126,8 @@ def make_app(engine: Engine, database_url: str) -> Iterator[Callable[..., Flask]
             "TESTING": True,
             "database_url": database_url,
             "endpoints": [stripe_endpoint()],
+            "data_keys": (TEST_DATA_KEY,),
+            "index_key": TEST_INDEX_KEY,
         }
         config.update(overrides)
         app = create_app(config)
@@ -182,6 +189,25 @@ def all_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
             table.name: [dict(row._mapping) for row in conn.execute(select(table))]
             for table in metadata.sorted_tables
         }
+
+
+def make_cipher(*data_keys: str) -> Cipher:
+    """Return the cipher test apps use (or one with other data keys)."""
+    return cipher_from_settings(data_keys or (TEST_DATA_KEY,), "", TEST_INDEX_KEY)
+
+
+def plain_rows(engine: Engine, cipher: Cipher | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Return every row of every table with sealed columns decrypted and blind indexes dropped."""
+    cipher = cipher or make_cipher()
+    rows = all_rows(engine)
+    for table in SEALED:
+        rows[table] = [cipher.open_row(table, row) for row in rows[table]]
+    for row in rows["event_objects"]:
+        row["object_id"] = open_object_id(
+            cipher, row["event_seq"], row["record_type"], row["object_id"]
+        )
+        row.pop("object_bidx", None)
+    return rows
 
 
 def database_bytes(database_url: str) -> bytes:

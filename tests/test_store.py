@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from gateway.db import event_objects, events, payment_methods, transactions
+from gateway.db import events, payment_methods, transactions
 from gateway.records import EventMeta, Record
 from gateway.store import Store
+from tests.conftest import make_cipher, plain_rows
 
 T0 = datetime(2026, 3, 2, 14, 0, 0, tzinfo=UTC)
 
@@ -32,9 +33,10 @@ def apply(
 
 
 def row(engine: Engine, table=transactions, **where: object) -> dict[str, object]:
-    with engine.connect() as conn:
-        query = select(table).filter_by(**where)
-        return dict(conn.execute(query).one()._mapping)
+    # Sealed columns are compared decrypted: the raw row holds only ciphertext.
+    found = [r for r in plain_rows(engine)[table.name] if all(r[k] == v for k, v in where.items())]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def count(engine: Engine, table) -> int:
@@ -43,7 +45,7 @@ def count(engine: Engine, table) -> int:
 
 
 def test_event_is_stored_with_its_records(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     pm = Record("payment_method", {"token": "pm_1", "brand": "visa", "last4": "4242"})
     assert (
         apply(store, "evt_1", T0, charge("succeeded", amount=500, payment_method="pm_1"), pm)
@@ -55,13 +57,12 @@ def test_event_is_stored_with_its_records(engine: Engine) -> None:
     assert stored["last_event_id"] == "evt_1"
     assert stored["last_event_at"] == T0
     assert row(engine, payment_methods, token="pm_1")["last4"] == "4242"
-    with engine.connect() as conn:
-        touched = {(r.record_type, r.object_id) for r in conn.execute(select(event_objects))}
+    touched = {(r["record_type"], r["object_id"]) for r in plain_rows(engine)["event_objects"]}
     assert touched == {("transaction", "ch_1"), ("payment_method", "pm_1")}
 
 
 def test_redelivery_is_a_duplicate_and_changes_nothing(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     apply(store, "evt_1", T0, charge("succeeded", amount=500))
     assert apply(store, "evt_1", T0, charge("failed", amount=1)) == "duplicate"
     stored = row(engine, id="ch_1")
@@ -70,7 +71,7 @@ def test_redelivery_is_a_duplicate_and_changes_nothing(engine: Engine) -> None:
 
 
 def test_older_event_never_moves_a_record_backwards(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     apply(store, "evt_refund", T0 + timedelta(seconds=30), charge("refunded"))
     apply(store, "evt_success", T0, charge("succeeded", amount=500, customer="cus_1"))
     stored = row(engine, id="ch_1")
@@ -81,7 +82,7 @@ def test_older_event_never_moves_a_record_backwards(engine: Engine) -> None:
 
 
 def test_newer_event_overwrites_and_clears(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     apply(
         store,
         "evt_a",
@@ -99,7 +100,7 @@ def test_newer_event_overwrites_and_clears(engine: Engine) -> None:
 
 
 def test_same_second_tie_keeps_the_status_further_along(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     apply(store, "evt_refund", T0, charge("refunded"))
     apply(store, "evt_success", T0, charge("succeeded"))
     assert row(engine, id="ch_1")["status"] == "refunded"
@@ -108,7 +109,7 @@ def test_same_second_tie_keeps_the_status_further_along(engine: Engine) -> None:
 
 
 def test_ignored_event_is_recorded_without_records(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     assert apply(store, "evt_x", T0, outcome="ignored") == "ignored"
     assert row(engine, events, id="evt_x")["outcome"] == "ignored"
     assert count(engine, transactions) == 0
@@ -116,7 +117,7 @@ def test_ignored_event_is_recorded_without_records(engine: Engine) -> None:
 
 
 def test_same_event_id_on_two_accounts_is_two_events(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     meta = EventMeta(id="evt_1", type="charge.succeeded", occurred_at=T0)
     for account in ("default", "eu"):
         result = store.apply(
@@ -132,7 +133,7 @@ def test_same_event_id_on_two_accounts_is_two_events(engine: Engine) -> None:
 
 
 def test_concurrent_copies_store_one_event(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     barrier = threading.Barrier(20)
     results: list[str] = []
     lock = threading.Lock()
@@ -154,7 +155,7 @@ def test_concurrent_copies_store_one_event(engine: Engine) -> None:
 
 
 def test_created_at_survives_updates(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     apply(store, "evt_1", T0, charge("pending"))
     first = row(engine, id="ch_1")
     apply(store, "evt_2", T0 + timedelta(seconds=5), charge("succeeded"))
@@ -164,7 +165,7 @@ def test_created_at_survives_updates(engine: Engine) -> None:
 
 
 def test_fill_only_field_never_overwrites(engine: Engine) -> None:
-    store = Store(engine)
+    store = Store(engine, make_cipher())
     detached = Record("payment_method", {"token": "pm_1", "status": "detached"})
     apply(store, "evt_detach", T0, detached)
     seen_on_charge = Record(

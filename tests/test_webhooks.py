@@ -109,24 +109,24 @@ def test_malformed_signed_body_is_400(
 
 
 @pytest.mark.parametrize(
-    ("headers", "message"),
+    ("header", "message"),
     [
-        ({}, "missing Stripe-Signature header"),
-        ({"Stripe-Signature": "garbage"}, "malformed Stripe-Signature header: no timestamp"),
-        ({"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}, "signature does not match"),
-        (
-            {"Stripe-Signature": f"t={int(time.time()) - 3600},v1={'0' * 64}"},
-            "timestamp is too old",
-        ),
-        (
-            {"Stripe-Signature": f"t={int(time.time()) + 3600},v1={'0' * 64}"},
-            "timestamp is in the future",
-        ),
+        (None, "missing Stripe-Signature header"),
+        ("garbage", "malformed Stripe-Signature header: no timestamp"),
+        ("t={now},v1=" + "0" * 64, "signature does not match"),
+        ("t={old},v1=" + "0" * 64, "timestamp is too old"),
+        ("t={future},v1=" + "0" * 64, "timestamp is in the future"),
     ],
 )
 def test_unverified_delivery_is_400_and_stores_nothing(
-    client: FlaskClient, engine: Engine, headers: dict[str, str], message: str
+    client: FlaskClient, engine: Engine, header: str | None, message: str
 ) -> None:
+    # Timestamps are taken when the test runs, not when the suite was collected.
+    now = int(time.time())
+    headers = {}
+    if header is not None:
+        value = header.format(now=now, old=now - 3600, future=now + 3600)
+        headers["Stripe-Signature"] = value
     event = sample("stripe", "charge.succeeded")
     response = client.post(
         "/webhooks/stripe",

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from adapters.stripe.adapter import SUPPORTED_EVENT_TYPES
-from tests.conftest import all_rows, assert_nowhere, sample, signed_post
+from tests.conftest import all_rows, assert_nowhere, plain_rows, sample, signed_post
 from tests.planting import plant
 
 # The normalised status each event type must leave on its main record.
@@ -77,7 +77,7 @@ def expected(event: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 def stored(engine: Engine, table: str, key: str) -> dict[str, Any]:
     column = "token" if table == "payment_methods" else "id"
-    rows = [r for r in all_rows(engine)[table] if r[column] == key]
+    rows = [r for r in plain_rows(engine)[table] if r[column] == key]
     assert len(rows) == 1, f"expected one {table} row for the event"
     return rows[0]
 

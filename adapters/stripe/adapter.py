@@ -148,6 +148,26 @@ _SUBSCRIPTION_DETAILS = SubscriptionDetailsSchema()
 _INVOICE_PAYMENT = InvoicePaymentSchema()
 _CHECKOUT_SESSION = CheckoutSessionSchema()
 
+# Every schema by the object path config/allowlist.toml names its sources by
+# (held equal to the allowlist by gateway/audit/selftest/test_allowlist.py).
+SCHEMAS: Final[dict[str, Schema]] = {
+    "payment_intent": _PAYMENT_INTENT,
+    "charge": _CHARGE,
+    "charge.payment_method_details": _PM_DETAILS,
+    "card": _CARD,
+    "refund": _REFUND,
+    "dispute": _DISPUTE,
+    "payment_method": _PAYMENT_METHOD,
+    "setup_intent": _SETUP_INTENT,
+    "subscription": _SUBSCRIPTION,
+    "subscription.items": _SUBSCRIPTION_ITEM,
+    "plan": _PLAN_REF,
+    "invoice": _INVOICE,
+    "invoice.parent.subscription_details": _SUBSCRIPTION_DETAILS,
+    "invoice.payments.payment": _INVOICE_PAYMENT,
+    "checkout.session": _CHECKOUT_SESSION,
+}
+
 
 class _Run:
     """One sanitise call: the records made so far and the paths dropped."""
@@ -668,6 +688,14 @@ class StripeAdapter(Adapter):
         run = _Run(event_type)
         _HANDLERS[event_type](run, obj)
         return run.out
+
+    def supported_event_types(self) -> tuple[str, ...]:
+        """Return the Stripe event types that become records."""
+        return SUPPORTED_EVENT_TYPES
+
+    def schemas(self) -> Mapping[str, Schema]:
+        """Return the inbound schemas by allowlist object path."""
+        return SCHEMAS
 
     def sample_event(self, event_type: str, *, event_id: str | None = None) -> dict[str, Any]:
         """Return a realistic Stripe event of a supported type, personal data included."""

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "provider", "account", "id", name=op.f("uq_events_provider_account_id")
         ),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_events_received_at"), "events", ["received_at"], unique=False)
     op.create_table(
