@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     case,
     create_engine,
     event,
@@ -28,6 +33,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway import metrics
+from gateway.crypto import SEALED, Cipher, bidx_column
 from gateway.db import RECORD_TABLES, event_objects, events
 from gateway.errors import StorageUnavailable
 from gateway.records import (
@@ -117,22 +124,90 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError, PoolTimeout, DBAPIError)
 
 
+class _WriterGate:
+    """Queue SQLite writers: threads on a lock, processes on a lock file beside the database.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, so writers
+    racing for its lock wait far longer than the lock is held. Here a thread waits on
+    a lock that wakes it at once, and only one thread per process polls the file lock,
+    briefly. The database's own lock and busy timeout still apply behind the gate, for
+    writers that are not paysieve gateways.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._lock = threading.Lock()
+        self._path = path
+        self._fd: int | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> _WriterGate:
+        """Return a gate for the engine's database file (in-process only for :memory:)."""
+        database = engine.url.database
+        path = f"{database}.writers" if database and database != ":memory:" else None
+        return cls(path)
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+        if not self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_SECONDS):
+            raise StorageUnavailable("storage is busy; retry later")
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def _lock_file(self, deadline: float) -> None:
+        if self._path is None:
+            return
+        if self._fd is None:
+            # Opened once per process; the kernel drops the lock if the process dies.
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailable("storage is busy; retry later") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+
 class Store:
     """Apply sanitised events to the database and answer readiness."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cipher: Cipher) -> None:
         self.engine = engine
+        self.cipher = cipher
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        # Built once per record shape: constructing these expressions costs more than running them.
+        self._upserts: dict[tuple[Any, ...], Any] = {}
+        self._gate = _WriterGate.for_engine(engine) if self.dialect == "sqlite" else None
+
+    def _writer_gate(self) -> AbstractContextManager[None]:
+        """Return what queues this process's SQLite writers; nothing on PostgreSQL."""
+        return self._gate if self._gate is not None else nullcontext()
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """Yield a connection inside one write transaction; map outages to 503."""
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with (
+                self._writer_gate(),
+                self.engine.connect().execution_options(write=True) as conn,
+                conn.begin(),
+            ):
                 yield conn
         except _storage_errors() as exc:
             log.warning("storage unavailable: %s", type(exc).__name__)
+            metrics.storage_error(exc)
             raise StorageUnavailable("storage is unavailable; retry later") from exc
 
     def apply(
@@ -144,26 +219,26 @@ class Store:
         records: Sequence[Record],
         outcome: str,
         dropped_fields: int,
+        also: Callable[[Connection], None] | None = None,
     ) -> str:
-        """Store one event and its records atomically; return stored, ignored or duplicate."""
+        """Store one event and its records atomically; return stored, ignored or duplicate.
+
+        ``also`` writes more (the minimisation trail) in the same transaction, for new events.
+        """
         now = datetime.now(UTC)
         with self.writing() as conn:
-            seq = conn.execute(
-                self._insert(events)
-                .values(
-                    provider=provider,
-                    account=account,
-                    id=meta.id,
-                    type=meta.type,
-                    occurred_at=meta.occurred_at,
-                    received_at=now,
-                    outcome=outcome,
-                    dropped_fields=dropped_fields,
-                    **self._event_slot(conn),
-                )
-                .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
-                .returning(events.c.seq)
-            ).scalar()
+            row: dict[str, Any] = {
+                "provider": provider,
+                "account": account,
+                "id": meta.id,
+                "type": meta.type,
+                "occurred_at": meta.occurred_at,
+                "received_at": now,
+                "outcome": outcome,
+                "dropped_fields": dropped_fields,
+                **self._event_slot(conn),
+            }
+            seq = conn.execute(self._event_insert(tuple(row)), row).scalar()
             if seq is None:
                 return "duplicate"
             ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
@@ -174,12 +249,41 @@ class Store:
             if touched:
                 conn.execute(
                     event_objects.insert(),
-                    [
-                        {"event_seq": seq, "record_type": t, "object_id": k}
-                        for t, k in sorted(touched)
-                    ],
+                    [self._event_object(seq, t, k) for t, k in sorted(touched)],
                 )
+            if also is not None:
+                also(conn)
         return outcome
+
+    def _event_insert(self, columns: tuple[str, ...]) -> Any:
+        """Return the event insert that does nothing on a redelivery, built once."""
+        key = ("event", columns)
+        statement = self._upserts.get(key)
+        if statement is None:
+            statement = (
+                self._insert(events)
+                .values({name: bindparam(name, type_=events.c[name].type) for name in columns})
+                .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
+                .returning(events.c.seq)
+            )
+            self._upserts[key] = statement
+        return statement
+
+    def _event_object(self, seq: int, record_type: str, key: str) -> dict[str, Any]:
+        """Return a change-feed row; a payment method's token is sealed like its record's."""
+        if record_type != "payment_method":
+            return {
+                "event_seq": seq,
+                "record_type": record_type,
+                "object_id": key,
+                "object_bidx": None,
+            }
+        return {
+            "event_seq": seq,
+            "record_type": record_type,
+            "object_id": self.cipher.seal(key, Cipher.object_aad(seq, record_type)),
+            "object_bidx": self.cipher.bidx("token", key),
+        }
 
     def _event_slot(self, conn: Connection) -> dict[str, int]:
         """Return the seq and transaction id a new event row takes (PostgreSQL only)."""
@@ -210,29 +314,57 @@ class Store:
         now: datetime,
     ) -> None:
         table = RECORD_TABLES[record.type]
-        row = dict(record.values)
+        sealed = SEALED[table.name]
+        row = self.cipher.seal_row(
+            table.name, {**record.values, "provider": provider, "account": account}
+        )
         row.update(
-            provider=provider,
-            account=account,
             created_at=now,
             updated_at=now,
             last_event_id=meta.id,
             last_event_at=meta.occurred_at,
         )
-        stmt = self._insert(table).values(**row)
+        identity = IDENTITY[record.type]
+        fill_only = set(record.fill_only)
+        fields: list[str] = []
+        for name in record.values:
+            if name == identity:
+                continue
+            fields.append(name)
+            if name in sealed:
+                # A blind index follows its column through the same rule, so they stay a pair.
+                fields.append(bidx_column(name))
+                if name in record.fill_only:
+                    fill_only.add(bidx_column(name))
+        key = (record.type, tuple(row), tuple(fields), frozenset(fill_only))
+        statement = self._upserts.get(key)
+        if statement is None:
+            statement = self._upsert_statement(record.type, tuple(row), fields, fill_only)
+            self._upserts[key] = statement
+        conn.execute(statement, row)
+
+    def _upsert_statement(
+        self, record_type: str, columns: tuple[str, ...], fields: list[str], fill_only: set[str]
+    ) -> Any:
+        """Build the ordered upsert for one shape of record, once; rows bind to it later."""
+        table = RECORD_TABLES[record_type]
+        sealed = SEALED[table.name]
+        identity = IDENTITY[record_type]
+        stmt = self._insert(table).values(
+            {name: bindparam(name, type_=table.c[name].type) for name in columns}
+        )
         new = stmt.excluded
         wins = or_(
             table.c.last_event_at < new.last_event_at,
             and_(
                 table.c.last_event_at == new.last_event_at,
-                self._rank(record.type, new.status) >= self._rank(record.type, table.c.status),
+                self._rank(record_type, new.status) >= self._rank(record_type, table.c.status),
             ),
         )
-        fields = [name for name in record.values if name != IDENTITY[record.type]]
         # A winning event sets what it carries; an older one may only fill gaps.
         changes: dict[str, Any] = {
             name: func.coalesce(table.c[name], new[name])
-            if name in record.fill_only
+            if name in fill_only
             else case((wins, new[name]), else_=func.coalesce(table.c[name], new[name]))
             for name in fields
         }
@@ -242,12 +374,15 @@ class Store:
             last_event_at=case((wins, new.last_event_at), else_=table.c.last_event_at),
         )
         fills = [and_(table.c[name].is_(None), new[name].is_not(None)) for name in fields]
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["provider", "account", IDENTITY[record.type]],
-                set_=changes,
-                where=or_(wins, *fills),
-            )
+        return stmt.on_conflict_do_update(
+            # A sealed identity (a token) is found by its blind index.
+            index_elements=[
+                "provider",
+                "account",
+                bidx_column(identity) if identity in sealed else identity,
+            ],
+            set_=changes,
+            where=or_(wins, *fills),
         )
 
     @staticmethod
