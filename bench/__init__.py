@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` runs them side by side and writes bench/results.json."""
