@@ -7,13 +7,14 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import orjson
 from marshmallow import Schema
 
+from adapters.shapes import load_partial
 from gateway.errors import MalformedBody
-from gateway.records import EventMeta, Sanitised
+from gateway.records import EventMeta, Record, RecordType, Sanitised
 
 if TYPE_CHECKING:
     from gateway.settings import EndpointConfig, Settings
@@ -63,6 +64,62 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     """Return one header's value (case-insensitive lookup), or None."""
     value = headers.get(name)
     return value if value is None or isinstance(value, str) else None
+
+
+class SanitiseRun:
+    """One sanitise call: the records made so far and the paths that failed their shape."""
+
+    def __init__(
+        self,
+        event_type: str,
+        *,
+        implied: Mapping[str, str] | None = None,
+        overrides: frozenset[str] = frozenset(),
+        drop_nulls: bool = False,
+    ) -> None:
+        self.event_type = event_type
+        self.out = Sanitised()
+        # The status an event type implies, and the types where it beats the provider's word.
+        self._implied = implied or {}
+        self._overrides = overrides
+        # Whether a null the provider sent means "unknown" (left out) rather than "cleared".
+        self._drop_nulls = drop_nulls
+
+    def load(self, schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
+        """Load one object through its schema, noting the paths that failed."""
+        if data is None:
+            # A null nested object is an absent one: nothing to keep, nothing dropped.
+            return {}
+        values, failed = load_partial(schema, data, prefix)
+        self.out.dropped.extend(failed)
+        return values
+
+    def emit(
+        self,
+        record_type: RecordType,
+        values: dict[str, Any],
+        *,
+        fill_only: frozenset[str] = frozenset(),
+    ) -> None:
+        """Add a record (fill_only fields never overwrite what storage already holds)."""
+        if self._drop_nulls:
+            values = {name: value for name, value in values.items() if value is not None}
+        self.out.records.append(Record(record_type, values, fill_only))
+
+    @overload
+    def status(self, word: Any, table: Mapping[str, str], default: str) -> str: ...
+
+    @overload
+    def status(self, word: Any, table: Mapping[str, str], default: None = None) -> str | None: ...
+
+    def status(self, word: Any, table: Mapping[str, str], default: str | None = None) -> str | None:
+        """Return the normalised status for a provider word and this event type."""
+        implied = self._implied.get(self.event_type)
+        if implied is not None and self.event_type in self._overrides:
+            return implied
+        if isinstance(word, str) and word in table:
+            return table[word]
+        return implied or default
 
 
 class Adapter(ABC):

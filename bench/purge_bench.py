@@ -1,7 +1,7 @@
 """Time `paysieve purge` over a million expired rows on SQLite or PostgreSQL.
 
-    .venv/bin/python bench/purge_bench.py                       # SQLite, temporary file
-    .venv/bin/python bench/purge_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python -m bench.purge_bench                       # SQLite, temporary file
+    .venv/bin/python -m bench.purge_bench --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 On PostgreSQL a scratch database is created on that server and dropped afterwards.
 Rows are bulk-loaded (executemany on SQLite, COPY on PostgreSQL) as expired
@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import secrets
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.scratch import scratch_database
 from gateway.crypto import aad, cipher_from_settings, generate_key
 from gateway.db import events, transactions
 from gateway.migrate import upgrade
@@ -33,26 +28,6 @@ from gateway.settings import Settings
 from gateway.store import Store, make_engine
 
 CHUNK = 50_000
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    """Yield a fresh database URL; drop it afterwards."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="paysieve-bench-") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    server = make_url(url)
-    name = f"paysieve_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load(store: Store, rows: int, at: datetime) -> float:

@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
+from bench.scratch import scratch_database
 from gateway import devconfig, keys
 from gateway.api import _cursor_scope, encode_cursor
 from gateway.app import create_app
@@ -36,25 +33,6 @@ from gateway.settings import load_settings
 from gateway.store import make_engine
 
 CUSTOMERS = 1000
-
-
-@contextmanager
-def scratch(url: str | None) -> Iterator[str]:
-    """Yield a fresh database URL (a temporary SQLite file, or a new PostgreSQL database)."""
-    if url is None:
-        yield f"sqlite:///{Path(tempfile.mkdtemp(prefix='paysieve-read-')) / 'read.db'}"
-        return
-    server = make_url(url)
-    name = f"paysieve_read_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load(url: str, config: Path, count: int) -> None:
@@ -112,7 +90,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    with scratch(args.url) as url:
+    with scratch_database(args.url) as url:
         workdir = Path(tempfile.mkdtemp(prefix="paysieve-read-config-"))
         config = workdir / "paysieve.toml"
         devconfig.write_config(config, database_url=url)

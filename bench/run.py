@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -26,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+
+from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -102,17 +102,8 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'paysieve.db'}"
         return
-    server = make_url(POSTGRES_SERVER)
-    name = f"paysieve_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(POSTGRES_SERVER) as url:
+        yield url
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from marshmallow import Schema, ValidationError
 
-from adapters.base import Adapter, parse_json
+from adapters.base import Adapter, SanitiseRun, parse_json
 from adapters.paypal import samples
 from adapters.paypal.devpki import DEV_CERT_URL, write_dev_pki
 from adapters.paypal.schemas import (
@@ -40,9 +40,9 @@ from adapters.paypal.schemas import (
 )
 from adapters.paypal.verify_api import ApiVerifier, verify_request_body
 from adapters.paypal.verify_cert import AUTH_ALGO, CertVerifier, cert_name, signed_message
-from adapters.shapes import ID_PATTERN, currency_exponent, load_partial
+from adapters.shapes import ID_PATTERN, currency_exponent
 from gateway.errors import ConfigurationError, MalformedBody, VerificationError
-from gateway.records import EventMeta, Record, RecordType, Sanitised
+from gateway.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
     from gateway.settings import EndpointConfig, Settings
@@ -160,38 +160,6 @@ SCHEMAS: Final[dict[str, Schema]] = {
 }
 
 
-class _Run:
-    """One sanitise call: the records made so far and the paths dropped."""
-
-    def __init__(self, event_type: str) -> None:
-        self.event_type = event_type
-        self.out = Sanitised()
-
-    def load(self, schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
-        """Load one object through its schema, noting the paths that failed."""
-        values, failed = load_partial(schema, data, prefix)
-        self.out.dropped.extend(failed)
-        return values
-
-    def emit(
-        self,
-        record_type: RecordType,
-        values: dict[str, Any],
-        fill_only: frozenset[str] = frozenset(),
-    ) -> None:
-        """Add a record (fill_only fields never overwrite what storage already holds)."""
-        self.out.records.append(Record(record_type, values, fill_only))
-
-    def status(self, word: Any, table: Mapping[str, str], default: str) -> str:
-        """Return the normalised status for a PayPal word and this event type."""
-        implied = _IMPLIED_STATUS.get(self.event_type)
-        if implied is not None and self.event_type in _OVERRIDES:
-            return implied
-        if isinstance(word, str) and word in table:
-            return table[word]
-        return implied or default
-
-
 def _get(obj: Any, *keys: str) -> Any:
     """Return obj[k1][k2]..., or None where a level is missing or not an object."""
     for key in keys:
@@ -222,14 +190,14 @@ def _add_money(values: dict[str, Any], obj: Mapping[str, Any], prefix: str) -> N
         values["amount"], values["currency"] = money(obj["amount"], prefix + "amount")
 
 
-def _related(run: _Run, obj: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def _related(run: SanitiseRun, obj: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     related = _get(obj, "supplementary_data", "related_ids")
     if related is None:
         return {}
     return run.load(_RELATED, related, prefix + "supplementary_data.related_ids.")
 
 
-def _up_capture(run: _Run, obj: Mapping[str, Any], prefix: str) -> str | None:
+def _up_capture(run: SanitiseRun, obj: Mapping[str, Any], prefix: str) -> str | None:
     """Return the capture id a refund's ``up`` link points to (only the id is kept)."""
     links = obj.get("links")
     if not isinstance(links, list):
@@ -247,7 +215,7 @@ def _up_capture(run: _Run, obj: Mapping[str, Any], prefix: str) -> str | None:
 # -- payments -----------------------------------------------------------------
 
 
-def _capture(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
+def _capture(run: SanitiseRun, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
     loaded = run.load(_CAPTURE, obj, prefix)
     if not isinstance(loaded.get("id"), str) or not isinstance(obj, Mapping):
         return
@@ -262,7 +230,7 @@ def _capture(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None
     run.emit("transaction", values)
 
 
-def _authorization(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
+def _authorization(run: SanitiseRun, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
     loaded = run.load(_AUTHORIZATION, obj, prefix)
     if not isinstance(loaded.get("id"), str) or not isinstance(obj, Mapping):
         return
@@ -277,7 +245,7 @@ def _authorization(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -
     run.emit("transaction", values)
 
 
-def _refund(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
+def _refund(run: SanitiseRun, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
     loaded = run.load(_REFUND, obj, prefix)
     if not isinstance(loaded.get("id"), str) or not isinstance(obj, Mapping):
         return
@@ -297,22 +265,22 @@ def _refund(run: _Run, obj: Any, prefix: str, extra: Mapping[str, Any]) -> None:
     run.emit("transaction", values)
 
 
-def _capture_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _capture_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     _capture(run, obj, _RESOURCE, {})
 
 
-def _authorization_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _authorization_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     _authorization(run, obj, _RESOURCE, {})
 
 
-def _refund_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _refund_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     _refund(run, obj, _RESOURCE, {})
 
 
 # -- payment methods ----------------------------------------------------------
 
 
-def _card_values(run: _Run, card: Any, prefix: str) -> dict[str, Any]:
+def _card_values(run: SanitiseRun, card: Any, prefix: str) -> dict[str, Any]:
     loaded = run.load(_CARD, card, prefix)
     values: dict[str, Any] = {}
     if "brand" in loaded:
@@ -324,7 +292,7 @@ def _card_values(run: _Run, card: Any, prefix: str) -> dict[str, Any]:
     return values
 
 
-def _vault_token_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _vault_token_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     token = run.load(_TOKEN, obj, _RESOURCE).get("id")
     if not isinstance(token, str):
         return
@@ -346,7 +314,7 @@ def _vault_token_event(run: _Run, obj: Mapping[str, Any]) -> None:
 # -- orders -------------------------------------------------------------------
 
 
-def _order_card(run: _Run, obj: Mapping[str, Any]) -> dict[str, Any]:
+def _order_card(run: SanitiseRun, obj: Mapping[str, Any]) -> dict[str, Any]:
     """Emit the vaulted card an order paid with; return the refs transactions carry."""
     card = _get(obj, "payment_source", "card")
     vault = _get(card, "attributes", "vault")
@@ -372,7 +340,7 @@ def _order_card(run: _Run, obj: Mapping[str, Any]) -> dict[str, Any]:
     return refs
 
 
-def _order_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _order_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_ORDER, obj, _RESOURCE)
     order_id = loaded.get("id")
     if not isinstance(order_id, str):
@@ -397,7 +365,7 @@ def _order_event(run: _Run, obj: Mapping[str, Any]) -> None:
     run.emit("transaction", values)
 
     children = {"order": order_id, **refs}
-    handlers: dict[str, Callable[[_Run, Any, str, Mapping[str, Any]], None]] = {
+    handlers: dict[str, Callable[[SanitiseRun, Any, str, Mapping[str, Any]], None]] = {
         "captures": _capture,
         "authorizations": _authorization,
         "refunds": _refund,
@@ -418,7 +386,7 @@ def _order_event(run: _Run, obj: Mapping[str, Any]) -> None:
 # -- subscriptions ------------------------------------------------------------
 
 
-def _subscription_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _subscription_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_SUBSCRIPTION, obj, _RESOURCE)
     if not isinstance(loaded.get("id"), str):
         return
@@ -437,7 +405,7 @@ def _subscription_event(run: _Run, obj: Mapping[str, Any]) -> None:
     run.emit("subscription", values)
 
 
-Handler = Callable[[_Run, Mapping[str, Any]], None]
+Handler = Callable[[SanitiseRun, Mapping[str, Any]], None]
 
 _HANDLERS: Final[dict[str, Handler]] = {
     "PAYMENT.CAPTURE.COMPLETED": _capture_event,
@@ -619,7 +587,7 @@ class PayPalAdapter(Adapter):
         resource = event.get("resource")
         if not isinstance(resource, Mapping):
             raise MalformedBody("event has no resource object")
-        run = _Run(event_type)
+        run = SanitiseRun(event_type, implied=_IMPLIED_STATUS, overrides=_OVERRIDES)
         handler(run, resource)
         return run.out
 

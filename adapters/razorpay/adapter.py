@@ -15,7 +15,7 @@ import razorpay
 from marshmallow import Schema
 from razorpay.errors import SignatureVerificationError
 
-from adapters.base import Adapter, header
+from adapters.base import Adapter, SanitiseRun, header
 from adapters.razorpay import samples
 from adapters.razorpay.schemas import (
     CardSchema,
@@ -31,7 +31,7 @@ from adapters.razorpay.schemas import (
 from adapters.shapes import ID_PATTERN, load_partial
 from gateway import guard
 from gateway.errors import MalformedBody, VerificationError
-from gateway.records import EventMeta, Record, RecordType, Sanitised
+from gateway.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
     from gateway.settings import EndpointConfig
@@ -228,31 +228,6 @@ def is_supported(event_type: str) -> bool:
     return event_type in _SUPPORTED or event_type.startswith("token.")
 
 
-class _Run:
-    """One sanitise call: the records made so far and the paths dropped."""
-
-    def __init__(self, event_type: str) -> None:
-        self.event_type = event_type
-        self.out = Sanitised()
-
-    def load(self, schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
-        """Load one entity through its schema, noting the paths that failed."""
-        values, failed = load_partial(schema, data, prefix)
-        self.out.dropped.extend(failed)
-        return values
-
-    def emit(self, record_type: RecordType, values: dict[str, Any]) -> None:
-        """Add a record, leaving out what the event sent as null (absent means untouched)."""
-        kept = {name: value for name, value in values.items() if value is not None}
-        self.out.records.append(Record(record_type, kept))
-
-    def status(self, word: Any, table: Mapping[str, str]) -> str | None:
-        """Return the normalised status for a provider word, else what the event implies."""
-        if isinstance(word, str) and word in table:
-            return table[word]
-        return _IMPLIED_STATUS.get(self.event_type)
-
-
 def _entity(payload: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     """Return payload[name]["entity"] when it is an object."""
     wrapper = payload.get(name)
@@ -274,7 +249,7 @@ def _copy(values: dict[str, Any], loaded: Mapping[str, Any], pairs: Mapping[str,
 # -- payments -------------------------------------------------------------------
 
 
-def _payment_status(run: _Run, loaded: Mapping[str, Any]) -> str | None:
+def _payment_status(run: SanitiseRun, loaded: Mapping[str, Any]) -> str | None:
     status = run.status(loaded.get("status"), _PAYMENT_STATUS)
     if status != "succeeded":
         return status
@@ -287,7 +262,9 @@ def _payment_status(run: _Run, loaded: Mapping[str, Any]) -> str | None:
     return status
 
 
-def _payment(run: _Run, entity: Mapping[str, Any], *, subscription: str | None) -> dict[str, Any]:
+def _payment(
+    run: SanitiseRun, entity: Mapping[str, Any], *, subscription: str | None
+) -> dict[str, Any]:
     """Emit the payment's transaction (and its card's payment method); return what loaded."""
     prefix = _prefix("payment")
     loaded = run.load(_PAYMENT, entity, prefix)
@@ -336,7 +313,7 @@ def _payment(run: _Run, entity: Mapping[str, Any], *, subscription: str | None) 
     return loaded
 
 
-def _refund(run: _Run, entity: Mapping[str, Any], payment: Mapping[str, Any]) -> None:
+def _refund(run: SanitiseRun, entity: Mapping[str, Any], payment: Mapping[str, Any]) -> None:
     loaded = run.load(_REFUND, entity, _prefix("refund"))
     if not isinstance(loaded.get("id"), str):
         return
@@ -357,7 +334,7 @@ def _refund(run: _Run, entity: Mapping[str, Any], payment: Mapping[str, Any]) ->
     run.emit("transaction", values)
 
 
-def _dispute(run: _Run, entity: Mapping[str, Any], payment: Mapping[str, Any]) -> None:
+def _dispute(run: SanitiseRun, entity: Mapping[str, Any], payment: Mapping[str, Any]) -> None:
     loaded = run.load(_DISPUTE, entity, _prefix("dispute"))
     if not isinstance(loaded.get("id"), str):
         return
@@ -381,7 +358,7 @@ def _customer_of_payment(
 # -- invoices, subscriptions, tokens -------------------------------------------------
 
 
-def _invoice(run: _Run, entity: Mapping[str, Any]) -> None:
+def _invoice(run: SanitiseRun, entity: Mapping[str, Any]) -> None:
     loaded = run.load(_INVOICE, entity, _prefix("invoice"))
     if not isinstance(loaded.get("id"), str):
         return
@@ -404,7 +381,7 @@ def _invoice(run: _Run, entity: Mapping[str, Any]) -> None:
     run.emit("transaction", values)
 
 
-def _subscription(run: _Run, entity: Mapping[str, Any]) -> str | None:
+def _subscription(run: SanitiseRun, entity: Mapping[str, Any]) -> str | None:
     """Emit the subscription record and return its id."""
     loaded = run.load(_SUBSCRIPTION, entity, _prefix("subscription"))
     if not isinstance(loaded.get("id"), str):
@@ -422,7 +399,7 @@ def _subscription(run: _Run, entity: Mapping[str, Any]) -> str | None:
     return str(loaded["id"])
 
 
-def _token(run: _Run, entity: Mapping[str, Any]) -> None:
+def _token(run: SanitiseRun, entity: Mapping[str, Any]) -> None:
     prefix = _prefix("token")
     loaded = run.load(_TOKEN, entity, prefix)
     if not isinstance(loaded.get("id"), str):
@@ -566,7 +543,7 @@ class RazorpayAdapter(Adapter):
         payload = event.get("payload")
         if not isinstance(payload, Mapping):
             raise MalformedBody("event has no payload")
-        run = _Run(event_type)
+        run = SanitiseRun(event_type, implied=_IMPLIED_STATUS, drop_nulls=True)
         # Entities are read by name, whatever "contains" lists: some deliveries
         # (subscription.activated with an upfront payment) carry more than it says.
         subscription_id = None

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
-
-from marshmallow import ValidationError
 
 from adapters.shapes import (
     Amount,
@@ -33,27 +30,11 @@ from adapters.shapes import (
 _SHORT_DIGITS = re.compile(r"^[0-9]{1,4}$")
 
 
-def _reject_bool(value: Any) -> None:
-    # JSON true/false are Python ints: strict=True alone lets them through.
-    if isinstance(value, bool):
-        raise ValidationError("Not a valid integer.")
-
-
 def _digits_to_int(value: Any) -> Any:
     # Razorpay's card APIs send expiry as 2 in some places and "02" in others.
     if isinstance(value, str) and _SHORT_DIGITS.match(value):
         return int(value)
     return value
-
-
-class RazorpayAmount(Amount):
-    """An amount in integer minor units (paise for INR; booleans refused)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> int:
-        _reject_bool(value)
-        return int(super()._deserialize(value, attr, data, **kwargs))
 
 
 class RazorpayExpMonth(ExpMonth):
@@ -62,7 +43,6 @@ class RazorpayExpMonth(ExpMonth):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> int:
-        _reject_bool(value)
         return int(super()._deserialize(_digits_to_int(value), attr, data, **kwargs))
 
 
@@ -72,25 +52,13 @@ class RazorpayExpYear(ExpYear):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> int:
-        _reject_bool(value)
         return int(super()._deserialize(_digits_to_int(value), attr, data, **kwargs))
-
-
-class RazorpayTimestamp(Timestamp):
-    """Epoch seconds as an aware UTC datetime (booleans refused)."""
-
-    def _deserialize(  # type: ignore[override]
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> datetime:
-        _reject_bool(value)
-        result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        return result
 
 
 class CreatedSchema(StrictSchema):
     """The creation time every Razorpay event and entity may carry."""
 
-    created_at = RazorpayTimestamp()
+    created_at = Timestamp()
 
 
 class PaymentSchema(StrictSchema):
@@ -100,8 +68,8 @@ class PaymentSchema(StrictSchema):
     status = Word()
     # "partial" or "full" once refunds exist; the payment's status stays "captured" for partial.
     refund_status = Word()
-    amount = RazorpayAmount()
-    amount_refunded = RazorpayAmount()
+    amount = Amount()
+    amount_refunded = Amount()
     currency = Currency()
     order_id = Id()
     invoice_id = Id()
@@ -125,7 +93,7 @@ class RefundSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = RazorpayAmount()
+    amount = Amount()
     currency = Currency()
     payment_id = Id()
 
@@ -135,7 +103,7 @@ class DisputeSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = RazorpayAmount()
+    amount = Amount()
     currency = Currency()
     payment_id = Id()
 
@@ -145,7 +113,7 @@ class InvoiceSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = RazorpayAmount()
+    amount = Amount()
     currency = Currency()
     customer_id = Id()
     order_id = Id()
@@ -160,7 +128,7 @@ class SubscriptionSchema(StrictSchema):
     status = Word()
     plan_id = Id()
     customer_id = Id()
-    current_end = RazorpayTimestamp()
+    current_end = Timestamp()
 
 
 class TokenSchema(StrictSchema):
@@ -169,7 +137,7 @@ class TokenSchema(StrictSchema):
     id = Id()
     status = Word()
     customer_id = Id()
-    expired_at = RazorpayTimestamp()
+    expired_at = Timestamp()
 
 
 class TokenCardSchema(StrictSchema):

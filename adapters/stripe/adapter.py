@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 import stripe
 from marshmallow import Schema
 
-from adapters.base import Adapter, header
-from adapters.shapes import ID_PATTERN, load_partial
+from adapters.base import Adapter, SanitiseRun, header
+from adapters.shapes import ID_PATTERN
 from adapters.stripe import samples
 from adapters.stripe.schemas import (
     CardSchema,
@@ -34,7 +34,7 @@ from adapters.stripe.schemas import (
     SubscriptionSchema,
 )
 from gateway.errors import MalformedBody, VerificationError
-from gateway.records import EventMeta, Record, RecordType, Sanitised
+from gateway.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
     from gateway.settings import EndpointConfig
@@ -169,42 +169,6 @@ SCHEMAS: Final[dict[str, Schema]] = {
 }
 
 
-class _Run:
-    """One sanitise call: the records made so far and the paths dropped."""
-
-    def __init__(self, event_type: str) -> None:
-        self.event_type = event_type
-        self.out = Sanitised()
-
-    def load(self, schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
-        """Load one object through its schema, noting the paths that failed."""
-        if data is None:
-            # Stripe sends null for an absent nested object: nothing to keep, nothing dropped.
-            return {}
-        values, failed = load_partial(schema, data, prefix)
-        self.out.dropped.extend(failed)
-        return values
-
-    def emit(
-        self,
-        record_type: RecordType,
-        values: dict[str, Any],
-        *,
-        fill_only: frozenset[str] = frozenset(),
-    ) -> None:
-        """Add a record."""
-        self.out.records.append(Record(record_type, values, fill_only))
-
-    def status(self, word: Any, table: Mapping[str, str], default: str) -> str:
-        """Return the normalised status for a provider word and this event type."""
-        implied = _IMPLIED_STATUS.get(self.event_type)
-        if implied is not None and self.event_type in _OVERRIDES:
-            return implied
-        if isinstance(word, str) and word in table:
-            return table[word]
-        return implied or default
-
-
 def _copy(values: dict[str, Any], loaded: Mapping[str, Any], pairs: Mapping[str, str]) -> None:
     """Copy the loaded keys present, renamed record-side (record name -> Stripe name)."""
     for name, source in pairs.items():
@@ -230,7 +194,7 @@ def _first(container: Any, key: str) -> Any:
 
 
 def _payment_method_record(
-    run: _Run, token: Any, card: Any, card_prefix: str, extra: Mapping[str, Any]
+    run: SanitiseRun, token: Any, card: Any, card_prefix: str, extra: Mapping[str, Any]
 ) -> None:
     """Emit a payment_method record when the token is known."""
     if not isinstance(token, str):
@@ -247,7 +211,7 @@ def _payment_method_record(
     run.emit("payment_method", values, fill_only=fill_only)
 
 
-def _expanded_payment_method(run: _Run, pm: Any, prefix: str) -> None:
+def _expanded_payment_method(run: SanitiseRun, pm: Any, prefix: str) -> None:
     """Emit a payment_method record from an expanded PaymentMethod that has a card."""
     if not isinstance(pm, Mapping) or not isinstance(pm.get("card"), Mapping):
         return
@@ -257,7 +221,7 @@ def _expanded_payment_method(run: _Run, pm: Any, prefix: str) -> None:
     _payment_method_record(run, loaded.get("id"), pm["card"], prefix + "card.", extra)
 
 
-def _payment_method_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _payment_method_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_PAYMENT_METHOD, obj, _PREFIX)
     extra: dict[str, Any] = {}
     _copy(extra, loaded, {"customer": "customer"})
@@ -270,7 +234,7 @@ def _payment_method_event(run: _Run, obj: Mapping[str, Any]) -> None:
     _payment_method_record(run, loaded.get("id"), obj.get("card"), _PREFIX + "card.", extra)
 
 
-def _setup_intent_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _setup_intent_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_SETUP_INTENT, obj, _PREFIX)
     extra: dict[str, Any] = {}
     _copy(extra, loaded, {"customer": "customer"})
@@ -284,7 +248,7 @@ def _setup_intent_event(run: _Run, obj: Mapping[str, Any]) -> None:
 # -- transactions -------------------------------------------------------------
 
 
-def _payment_intent_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _payment_intent_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_PAYMENT_INTENT, obj, _PREFIX)
     if not isinstance(loaded.get("id"), str):
         return
@@ -307,7 +271,7 @@ def _payment_intent_event(run: _Run, obj: Mapping[str, Any]) -> None:
     _expanded_payment_method(run, obj.get("payment_method"), _PREFIX + "payment_method.")
 
 
-def _charge_status(run: _Run, loaded: Mapping[str, Any]) -> str:
+def _charge_status(run: SanitiseRun, loaded: Mapping[str, Any]) -> str:
     word = loaded.get("status")
     if word == "succeeded":
         # An uncaptured successful charge is only an authorisation hold.
@@ -326,7 +290,7 @@ def _charge_status(run: _Run, loaded: Mapping[str, Any]) -> str:
     return base
 
 
-def _charge_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _charge_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_CHARGE, obj, _PREFIX)
     if not isinstance(loaded.get("id"), str):
         return
@@ -370,7 +334,7 @@ def _charge_event(run: _Run, obj: Mapping[str, Any]) -> None:
                 _refund(run, refund, f"{_PREFIX}refunds.data.{index}.", charge_id)
 
 
-def _refund(run: _Run, obj: Mapping[str, Any], prefix: str, charge_id: str | None) -> None:
+def _refund(run: SanitiseRun, obj: Mapping[str, Any], prefix: str, charge_id: str | None) -> None:
     loaded = run.load(_REFUND, obj, prefix)
     if not isinstance(loaded.get("id"), str):
         return
@@ -394,11 +358,11 @@ def _refund(run: _Run, obj: Mapping[str, Any], prefix: str, charge_id: str | Non
     run.emit("transaction", values)
 
 
-def _refund_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _refund_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     _refund(run, obj, _PREFIX, None)
 
 
-def _dispute_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _dispute_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_DISPUTE, obj, _PREFIX)
     if not isinstance(loaded.get("id"), str):
         return
@@ -419,7 +383,7 @@ def _dispute_event(run: _Run, obj: Mapping[str, Any]) -> None:
     run.emit("transaction", values)
 
 
-def _invoice_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _invoice_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_INVOICE, obj, _PREFIX)
     if not isinstance(loaded.get("id"), str):
         return
@@ -457,7 +421,7 @@ def _invoice_event(run: _Run, obj: Mapping[str, Any]) -> None:
     run.emit("transaction", values)
 
 
-def _checkout_session_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _checkout_session_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     # The session is stored as a payment transaction under its cs_ id: it is
     # the one object that ties a checkout to its customer, PaymentIntent,
     # subscription and invoice. Its amount repeats the PaymentIntent's (or the
@@ -487,7 +451,7 @@ def _checkout_session_event(run: _Run, obj: Mapping[str, Any]) -> None:
 # -- subscriptions ------------------------------------------------------------
 
 
-def _subscription_event(run: _Run, obj: Mapping[str, Any]) -> None:
+def _subscription_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     loaded = run.load(_SUBSCRIPTION, obj, _PREFIX)
     if not isinstance(loaded.get("id"), str):
         return
@@ -523,7 +487,7 @@ def _subscription_event(run: _Run, obj: Mapping[str, Any]) -> None:
     run.emit("subscription", values)
 
 
-Handler = Callable[[_Run, Mapping[str, Any]], None]
+Handler = Callable[[SanitiseRun, Mapping[str, Any]], None]
 
 _HANDLERS: Final[dict[str, Handler]] = {
     "payment_intent.succeeded": _payment_intent_event,
@@ -685,7 +649,7 @@ class StripeAdapter(Adapter):
         obj = data.get("object") if isinstance(data, Mapping) else None
         if not isinstance(obj, Mapping):
             raise MalformedBody("event has no data.object")
-        run = _Run(event_type)
+        run = SanitiseRun(event_type, implied=_IMPLIED_STATUS, overrides=_OVERRIDES)
         _HANDLERS[event_type](run, obj)
         return run.out
 

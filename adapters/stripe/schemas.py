@@ -10,10 +10,9 @@ whole object.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import fields
 
 from adapters.shapes import (
     Amount,
@@ -27,53 +26,6 @@ from adapters.shapes import (
     Timestamp,
     Word,
 )
-
-
-def _reject_bool(value: Any) -> None:
-    # JSON true/false are Python ints: strict=True alone lets them through.
-    if isinstance(value, bool):
-        raise ValidationError("Not a valid integer.")
-
-
-class StripeAmount(Amount):
-    """An amount in integer minor units (booleans refused)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> int:
-        _reject_bool(value)
-        return int(super()._deserialize(value, attr, data, **kwargs))
-
-
-class StripeExpMonth(ExpMonth):
-    """A card's expiry month (booleans refused)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> int:
-        _reject_bool(value)
-        return int(super()._deserialize(value, attr, data, **kwargs))
-
-
-class StripeExpYear(ExpYear):
-    """A card's expiry year (booleans refused)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> int:
-        _reject_bool(value)
-        return int(super()._deserialize(value, attr, data, **kwargs))
-
-
-class StripeTimestamp(Timestamp):
-    """Epoch seconds as an aware UTC datetime (booleans refused)."""
-
-    def _deserialize(  # type: ignore[override]
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> datetime:
-        _reject_bool(value)
-        result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        return result
 
 
 class Ref(Id):
@@ -107,8 +59,8 @@ class CardSchema(StrictSchema):
 
     brand = Brand()
     last4 = Last4()
-    exp_month = StripeExpMonth()
-    exp_year = StripeExpYear()
+    exp_month = ExpMonth()
+    exp_year = ExpYear()
 
 
 class PaymentIntentSchema(StrictSchema):
@@ -116,7 +68,7 @@ class PaymentIntentSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = StripeAmount()
+    amount = Amount()
     currency = Currency()
     customer = Ref()
     latest_charge = Ref()
@@ -130,8 +82,8 @@ class ChargeSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = StripeAmount()
-    amount_refunded = StripeAmount()
+    amount = Amount()
+    amount_refunded = Amount()
     captured = Flag()
     refunded = Flag()
     disputed = Flag()
@@ -153,7 +105,7 @@ class RefundSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = StripeAmount()
+    amount = Amount()
     currency = Currency()
     charge = Ref()
     payment_intent = Ref()
@@ -164,7 +116,7 @@ class DisputeSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount = StripeAmount()
+    amount = Amount()
     currency = Currency()
     charge = Ref()
     payment_intent = Ref()
@@ -193,14 +145,14 @@ class SubscriptionSchema(StrictSchema):
     status = Word()
     customer = Ref()
     # Top level up to API 2025-03-31; on each item from then on.
-    current_period_end = StripeTimestamp()
+    current_period_end = Timestamp()
     cancel_at_period_end = Flag()
 
 
 class SubscriptionItemSchema(StrictSchema):
     """The period end a subscription item carries in newer API versions."""
 
-    current_period_end = StripeTimestamp()
+    current_period_end = Timestamp()
 
 
 class PlanRefSchema(StrictSchema):
@@ -214,7 +166,7 @@ class InvoiceSchema(StrictSchema):
 
     id = Id()
     status = Word()
-    amount_due = StripeAmount()
+    amount_due = Amount()
     currency = Currency()
     customer = Ref()
     # These three moved (parent.subscription_details, payments) in API 2025-03-31.
@@ -242,7 +194,7 @@ class CheckoutSessionSchema(StrictSchema):
     id = Id()
     status = Word()
     payment_status = Word()
-    amount_total = StripeAmount()
+    amount_total = Amount()
     currency = Currency()
     customer = Ref()
     payment_intent = Ref()
