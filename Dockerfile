@@ -14,6 +14,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY adapters ./adapters
+# gateway/audit/allowlist.toml links to the audited file here: the wheel ships its content.
+COPY config/allowlist.toml ./config/allowlist.toml
 # A wheel, not the source tree: the final stage gets the installed package only.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
 RUN python -m venv /opt/paysieve && /opt/paysieve/bin/pip install /wheels/*.whl

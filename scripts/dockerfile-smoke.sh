@@ -43,7 +43,10 @@ for line in dockerfile.read_text().splitlines():
         into = dest / target / source.name if target.endswith("/") or target == "." else dest / target
         into.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, into, ignore=shutil.ignore_patterns("__pycache__"))
+            # symlinks=True: docker COPY keeps a link a link, so its target must be copied too.
+            shutil.copytree(
+                source, into, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             shutil.copy2(source, into)
 PY
@@ -110,6 +113,12 @@ METRICS="$(fetch "http://127.0.0.1:$PORT/metrics")"
 grep -q 'paysieve_deliveries_total{endpoint="default",outcome="stored",provider="stripe"} 1.0' <<<"$METRICS" \
     || { echo "/metrics does not count the delivery"; echo "$METRICS" | grep deliveries; exit 1; }
 echo "GET /metrics -> counts the stored delivery"
+
+# The audit scan reads the allowlist shipped inside the package (a link in the source tree).
+echo "+ paysieve audit --format json"
+paysieve audit --format json >"$WORK/audit.json" 2>"$WORK/audit.err" \
+    || { cat "$WORK/audit.err" "$WORK/audit.json"; exit 1; }
+echo "paysieve audit -> no finding"
 
 kill -TERM "$GUNICORN_PID"
 for _ in $(seq 100); do kill -0 "$GUNICORN_PID" 2>/dev/null || break; sleep 0.2; done
