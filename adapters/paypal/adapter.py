@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import secrets
 import string
@@ -450,6 +451,15 @@ def _option(endpoint: EndpointConfig, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@functools.lru_cache(maxsize=4)
+def _signing_key(path: str) -> rsa.RSAPrivateKey:
+    """Load a development signing key once (parsing the PEM costs more than signing)."""
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("dev_signing_key is not an RSA key")
+    return key
+
+
 class PayPalAdapter(Adapter):
     """PayPal webhooks: verified by PayPal's API or offline by certificate."""
 
@@ -607,9 +617,7 @@ class PayPalAdapter(Adapter):
         webhook_id = _option(endpoint, "webhook_id")
         if key_path is None or webhook_id is None:
             raise ValueError("the endpoint has no dev_signing_key and webhook_id to sign with")
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("dev_signing_key is not an RSA key")
+        key = _signing_key(key_path)
         # PayPal's headers carry no event id; the WH- id lives in the body.
         transmission_id = str(uuid.uuid4())
         transmission_time = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
