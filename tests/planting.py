@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from gateway.audit.selftest import planting as selftest_planting
+
 # Card numbers in the shapes they hide in: bare, spaced, dashed, dotted; every brand.
 PANS = (
     "4242424242424242",
@@ -17,54 +19,19 @@ PANS = (
     "6200000000000005",
 )
 
-# Keys that carry free text or personal data in Stripe, Razorpay and PayPal payloads.
-FREE_TEXT_KEYS = frozenset(
-    {
-        "description",
-        "name",
-        "email",
-        "phone",
-        "receipt_email",
-        "line1",
-        "line2",
-        "city",
-        "postal_code",
-        "statement_descriptor",
-        "customer_email",
-        "customer_name",
-        "customer_phone",
-        "fingerprint",
-        "client_reference_id",
-        "footer",
-        "custom_id",
-        "note_to_payer",
-        "summary",
-        "vpa",
-        "contact",
-        "iin",
-        "given_name",
-        "surname",
-        "full_name",
-        "email_address",
-        "address_line_1",
-        "address_line_2",
-        "admin_area_1",
-        "admin_area_2",
-        "national_number",
-        "soft_descriptor",
-        "invoice_id",
-        "comment",
-        "seller_message",
-        "failure_message",
-        "receipt_url",
-        "hosted_invoice_url",
-        "invoice_pdf",
-        "url",
-        "success_url",
-        "cancel_url",
-        "nickname",
-    }
-)
+# The shipped self-test's list, plus Stripe and PayPal fields that also carry
+# personal data or links (Razorpay keeps invoice_id: tests/razorpay_planting.py).
+FREE_TEXT_KEYS = selftest_planting.FREE_TEXT_KEYS | {
+    "fingerprint",
+    "iin",
+    "invoice_id",
+    "receipt_url",
+    "hosted_invoice_url",
+    "invoice_pdf",
+    "url",
+    "success_url",
+    "cancel_url",
+}
 FREE_FORM_KEYS = frozenset({"metadata", "notes"})
 
 
