@@ -85,10 +85,8 @@ class Pipeline:
             records=records,
             outcome="stored" if sanitised.handled else "ignored",
             dropped_fields=dropped,
-            also=observed.write,
+            trail=observed,
         )
-        if status != "duplicate":
-            observed.committed()
         log.info(
             "delivery %s",
             status,

@@ -7,8 +7,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -34,9 +36,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway import metrics
+from gateway.audit.trail import Observation, write_trail
 from gateway.crypto import SEALED, Cipher, bidx_column
 from gateway.db import RECORD_TABLES, event_objects, events
 from gateway.errors import StorageUnavailable
+from gateway.groupcommit import GroupCommit
+from gateway.prepared import Prepared, PreparedCache
 from gateway.records import (
     IDENTITY,
     SUBSCRIPTION_STATUSES,
@@ -49,10 +54,14 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 2.0
 
+# Transactions a PostgreSQL gateway process keeps open at once (gateway.groupcommit).
+PG_WRITERS = 2
+
 # Advisory lock key ordering event seq allocation on PostgreSQL ("psev" in ASCII).
 EVENT_SEQ_LOCK = 0x70736576
-_CLAIM_EVENT_SLOT = text(
+_CLAIM_EVENT_SLOTS = text(
     "SELECT pg_current_xact_id()::text::bigint, nextval(pg_get_serial_sequence('events', 'seq'))"
+    " FROM generate_series(1, :count)"
 )
 
 # When two events for one record carry the same timestamp (Stripe's are whole
@@ -65,6 +74,11 @@ _STATUS_RANK: dict[str, dict[str, int]] = {
     },
     "subscription": {s: i + 1 for i, s in enumerate(SUBSCRIPTION_STATUSES)},
 }
+
+# The rank words are written into the SQL (Store._rank): they must be plain words.
+assert all(  # noqa: S101 - checked at import, against this module's own constants
+    word.isidentifier() and word.islower() for ranks in _STATUS_RANK.values() for word in ranks
+)
 
 # Upserts run in this order so two transactions never lock rows in opposite orders.
 _APPLY_ORDER = {"payment_method": 0, "subscription": 1, "transaction": 2}
@@ -124,6 +138,10 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError, PoolTimeout, DBAPIError)
 
 
+# Failures that are the database's state, not one delivery's: retrying alone cannot help.
+_OUTAGES = (OperationalError, PoolTimeout, StorageUnavailable)
+
+
 class _WriterGate:
     """Queue SQLite writers: threads on a lock, processes on a lock file beside the database.
 
@@ -179,6 +197,19 @@ class _WriterGate:
                 pause = min(pause * 2, 0.002)
 
 
+@dataclass(slots=True, eq=False)
+class _Delivery:
+    """One event's writes, sealed and bound before the write lock; its result after commit."""
+
+    event: dict[str, Any]
+    upserts: list[tuple[Prepared, dict[str, Any]]]
+    touched: Sequence[tuple[str, str]]
+    outcome: str
+    trail: Observation | None
+    status: str = ""
+    error: Exception | None = None
+
+
 class Store:
     """Apply sanitised events to the database and answer readiness."""
 
@@ -187,9 +218,23 @@ class Store:
         self.cipher = cipher
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        # Built once per record shape: constructing these expressions costs more than running them.
-        self._upserts: dict[tuple[Any, ...], Any] = {}
+        # Compiled once per statement shape: building and keying these expressions costs
+        # more than running them (gateway.prepared).
+        self._prepared = PreparedCache(engine.dialect)
+        self._event_objects = self._prepared.get(
+            "event_objects",
+            lambda: event_objects.insert().values(
+                {c.name: bindparam(c.name, type_=c.type) for c in event_objects.c}
+            ),
+        )
         self._gate = _WriterGate.for_engine(engine) if self.dialect == "sqlite" else None
+        # SQLite has one writer at a time anyway; PostgreSQL commits writers in parallel,
+        # so a transaction waiting on a row lock does not hold up every delivery here.
+        self._committer: GroupCommit[_Delivery] = GroupCommit(
+            self._write_batch,
+            self._writer_gate,
+            writers=1 if self.dialect == "sqlite" else PG_WRITERS,
+        )
 
     def _writer_gate(self) -> AbstractContextManager[None]:
         """Return what queues this process's SQLite writers; nothing on PostgreSQL."""
@@ -219,55 +264,105 @@ class Store:
         records: Sequence[Record],
         outcome: str,
         dropped_fields: int,
-        also: Callable[[Connection], None] | None = None,
+        trail: Observation | None = None,
     ) -> str:
         """Store one event and its records atomically; return stored, ignored or duplicate.
 
-        ``also`` writes more (the minimisation trail) in the same transaction, for new events.
+        ``trail`` is the delivery's minimisation-trail entry, counted in the same
+        transaction when the event is new. Returns once that transaction has committed
+        (it may hold other deliveries too: gateway.groupcommit).
         """
-        now = datetime.now(UTC)
-        with self.writing() as conn:
-            row: dict[str, Any] = {
-                "provider": provider,
-                "account": account,
-                "id": meta.id,
-                "type": meta.type,
-                "occurred_at": meta.occurred_at,
-                "received_at": now,
-                "outcome": outcome,
-                "dropped_fields": dropped_fields,
-                **self._event_slot(conn),
-            }
-            seq = conn.execute(self._event_insert(tuple(row)), row).scalar()
-            if seq is None:
-                return "duplicate"
-            ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
-            touched: set[tuple[str, str]] = set()
-            for record in ordered:
-                self._upsert(conn, provider, account, meta, record, now)
-                touched.add((record.type, record.key))
-            if touched:
-                conn.execute(
-                    event_objects.insert(),
-                    [self._event_object(seq, t, k) for t, k in sorted(touched)],
-                )
-            if also is not None:
-                also(conn)
-        return outcome
+        delivery = self._prepare(provider, account, meta, records, outcome, dropped_fields, trail)
+        self._committer.submit(delivery)
+        return delivery.status
 
-    def _event_insert(self, columns: tuple[str, ...]) -> Any:
+    def _prepare(
+        self,
+        provider: str,
+        account: str,
+        meta: EventMeta,
+        records: Sequence[Record],
+        outcome: str,
+        dropped_fields: int,
+        trail: Observation | None,
+    ) -> _Delivery:
+        """Seal and bind one event's rows before the write lock; only SQL runs under it."""
+        now = datetime.now(UTC)
+        event_row: dict[str, Any] = {
+            "provider": provider,
+            "account": account,
+            "id": meta.id,
+            "type": meta.type,
+            "occurred_at": meta.occurred_at,
+            "received_at": now,
+            "outcome": outcome,
+            "dropped_fields": dropped_fields,
+        }
+        ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
+        upserts = [self._upsert(provider, account, meta, record, now) for record in ordered]
+        touched = sorted({(record.type, record.key) for record in ordered})
+        return _Delivery(event_row, upserts, touched, outcome, trail)
+
+    def _write_batch(self, batch: list[_Delivery]) -> None:
+        """Write a batch in one transaction; if it fails, each delivery on its own."""
+        try:
+            self._commit(batch)
+            return
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, _OUTAGES):
+                # Storage is down or busy: every delivery in the batch would fail alike.
+                raise self._failure(exc)  # noqa: B904 - _failure keeps the cause
+            log.warning("a batch failed (%s); writing each delivery alone", type(exc).__name__)
+        for delivery in batch:
+            try:
+                self._commit([delivery])
+            except Exception as exc:
+                delivery.error = self._failure(exc)
+
+    def _commit(self, batch: list[_Delivery]) -> None:
+        """Insert the batch's events, upsert their records, count the trail, commit."""
+        fresh: list[_Delivery] = []
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            for delivery, slot in zip(batch, self._event_slots(conn, len(batch)), strict=True):
+                row = delivery.event | slot
+                seq = self._event_insert(tuple(row)).execute(conn, row).scalar()
+                if seq is None:
+                    delivery.status = "duplicate"
+                    continue
+                delivery.status = delivery.outcome
+                fresh.append(delivery)
+                for prepared, upsert_row in delivery.upserts:
+                    prepared.execute(conn, upsert_row)
+                self._event_objects.executemany(
+                    conn, [self._event_object(seq, t, k) for t, k in delivery.touched]
+                )
+            write_trail(conn, [d.trail for d in fresh if d.trail is not None], self._prepared)
+        for delivery in fresh:
+            if delivery.trail is not None:
+                delivery.trail.committed()
+
+    @staticmethod
+    def _failure(exc: Exception) -> Exception:
+        """Return what the delivery's request raises: 503 for storage errors."""
+        if isinstance(exc, StorageUnavailable) or not isinstance(exc, _storage_errors()):
+            return exc
+        log.warning("storage unavailable: %s", type(exc).__name__)
+        metrics.storage_error(exc)
+        failure = StorageUnavailable("storage is unavailable; retry later")
+        failure.__cause__ = exc
+        return failure
+
+    def _event_insert(self, columns: tuple[str, ...]) -> Prepared:
         """Return the event insert that does nothing on a redelivery, built once."""
-        key = ("event", columns)
-        statement = self._upserts.get(key)
-        if statement is None:
-            statement = (
+        return self._prepared.get(
+            ("event", columns),
+            lambda: (
                 self._insert(events)
                 .values({name: bindparam(name, type_=events.c[name].type) for name in columns})
                 .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
                 .returning(events.c.seq)
-            )
-            self._upserts[key] = statement
-        return statement
+            ),
+        )
 
     def _event_object(self, seq: int, record_type: str, key: str) -> dict[str, Any]:
         """Return a change-feed row; a payment method's token is sealed like its record's."""
@@ -285,34 +380,35 @@ class Store:
             "object_bidx": self.cipher.bidx("token", key),
         }
 
-    def _event_slot(self, conn: Connection) -> dict[str, int]:
-        """Return the seq and transaction id a new event row takes (PostgreSQL only)."""
+    def _event_slots(self, conn: Connection, count: int) -> list[dict[str, int]]:
+        """Return the seq and transaction id each new event row takes (PostgreSQL only)."""
         if self.dialect != "postgresql":
             # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
-            return {}
-        # xid and seq are taken together under a lock held for this one statement (not
+            return [{} for _ in range(count)]
+        # xids and seqs are taken together under a lock held for this one statement (not
         # until commit, so writers still commit in parallel): seq order is then xid order,
         # and the change feed can serve every seq below the oldest running transaction
-        # without skipping one that commits late (gateway.api).
+        # without skipping one that commits late (gateway.api). A seq a duplicate took
+        # stays unused, like any sequence value a rolled-back insert took.
         conn.execute(select(func.pg_advisory_lock(EVENT_SEQ_LOCK)))
         try:
-            txid, seq = conn.execute(_CLAIM_EVENT_SLOT).one()
+            claimed = conn.execute(_CLAIM_EVENT_SLOTS, {"count": count}).all()
         except BaseException:
             # A session lock outlives a failed transaction: end the session to free it.
             conn.invalidate()
             raise
         conn.execute(select(func.pg_advisory_unlock(EVENT_SEQ_LOCK)))
-        return {"seq": int(seq), "txid": int(txid)}
+        return [{"seq": int(seq), "txid": int(txid)} for txid, seq in claimed]
 
     def _upsert(
         self,
-        conn: Connection,
         provider: str,
         account: str,
         meta: EventMeta,
         record: Record,
         now: datetime,
-    ) -> None:
+    ) -> tuple[Prepared, dict[str, Any]]:
+        """Return the ordered upsert for one record and the sealed row it binds."""
         table = RECORD_TABLES[record.type]
         sealed = SEALED[table.name]
         row = self.cipher.seal_row(
@@ -336,17 +432,17 @@ class Store:
                 fields.append(bidx_column(name))
                 if name in record.fill_only:
                     fill_only.add(bidx_column(name))
-        key = (record.type, tuple(row), tuple(fields), frozenset(fill_only))
-        statement = self._upserts.get(key)
-        if statement is None:
-            statement = self._upsert_statement(record.type, tuple(row), fields, fill_only)
-            self._upserts[key] = statement
-        conn.execute(statement, row)
+        columns = tuple(row)
+        statement = self._prepared.get(
+            (record.type, columns, tuple(fields), frozenset(fill_only)),
+            lambda: self._upsert_statement(record.type, columns, fields, fill_only),
+        )
+        return statement, row
 
     def _upsert_statement(
         self, record_type: str, columns: tuple[str, ...], fields: list[str], fill_only: set[str]
     ) -> Any:
-        """Build the ordered upsert for one shape of record, once; rows bind to it later."""
+        """Build the ordered upsert for one shape of record; rows bind to it later."""
         table = RECORD_TABLES[record_type]
         sealed = SEALED[table.name]
         identity = IDENTITY[record_type]
@@ -387,9 +483,14 @@ class Store:
 
     @staticmethod
     def _rank(record_type: str, status: Any) -> ColumnElement[int]:
-        ranks = _STATUS_RANK[record_type]
+        # Our own constant words and numbers, written into the SQL: a bound parameter
+        # per comparison would be two hundred parameters on every upsert.
         return case(
-            *[(status == word, literal(rank)) for word, rank in ranks.items()], else_=literal(0)
+            *[
+                (status == literal_column(f"'{word}'"), literal_column(str(rank)))
+                for word, rank in _STATUS_RANK[record_type].items()
+            ],
+            else_=literal_column("0"),
         )
 
     def ready(self) -> bool:

@@ -565,17 +565,16 @@ def test_feed_never_skips_an_event_that_commits_late(
     settle(client, key, 1)
     _, after = poll_all(client, key)
     entered, release = threading.Event(), threading.Event()
-    upsert = Store._upsert
+    event_object = Store._event_object
 
-    def slow_upsert(
-        self: Store, conn: Any, provider: str, account: str, meta: Any, record: Any, now: Any
-    ) -> None:
-        if record.key == "ch_slow":
+    def slow_event_object(self: Store, seq: int, record_type: str, key: str) -> Any:
+        # Called inside the transaction, after the event row took its seq.
+        if key == "ch_slow":
             entered.set()
             assert release.wait(10)
-        upsert(self, conn, provider, account, meta, record, now)
+        return event_object(self, seq, record_type, key)
 
-    monkeypatch.setattr(Store, "_upsert", slow_upsert)
+    monkeypatch.setattr(Store, "_event_object", slow_event_object)
     slow = threading.Thread(target=apply, args=(store, txn("ch_slow")))
     slow.start()
     assert entered.wait(10)

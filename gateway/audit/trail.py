@@ -14,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.db import trail_counts, trail_guard_hits, trail_shapes
 from gateway.guard import GuardHit
+from gateway.prepared import PreparedCache
 from gateway.records import Record
 
 # Containers whose keys are chosen by merchants or customers: their keys are data.
@@ -51,24 +53,30 @@ def leaf_paths(payload: Any) -> dict[str, list[Any]]:
 
 
 def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None:
+    # Runs on every delivery: parsed JSON is plain dicts and lists, so those are tested
+    # by exact type first (an ABC isinstance check costs several times more).
     if depth > MAX_DEPTH:
         found.setdefault(_joined(path, "<deep>"), [])
         return
-    if isinstance(node, Mapping):
+    kind = type(node)
+    if kind is dict or (kind is not list and isinstance(node, Mapping)):
         if not node and path:
             found.setdefault(path, [])
+        plain = _PLAIN_KEY.fullmatch
         for key, child in node.items():
-            name = collapse_key(str(key))
+            key = key if type(key) is str else str(key)  # noqa: PLW2901
+            name = key if plain(key) else COLLAPSED_KEY
             if name in FREE_FORM_KEYS:
                 # Everything under a free-form container is one path: its keys are data.
                 found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
                 continue
             _walk(child, _joined(path, name), found, depth + 1)
-    elif isinstance(node, list):
+    elif kind is list or isinstance(node, list):
+        item = path + LIST_ITEM
         if not node:
-            found.setdefault(path + LIST_ITEM, [])
+            found.setdefault(item, [])
         for child in node:
-            _walk(child, path + LIST_ITEM, found, depth + 1)
+            _walk(child, item, found, depth + 1)
     else:
         found.setdefault(path or "<root>", []).append(node)
 
@@ -89,7 +97,8 @@ def _comparable(value: Any) -> set[str]:
 
 @dataclass(frozen=True)
 class Observation:
-    """One delivery's trail entry, computed before the transaction and written inside it."""
+    """One delivery's trail entry, computed before the transaction and written inside it
+    (write_trail)."""
 
     trail: Trail
     provider: str
@@ -99,64 +108,86 @@ class Observation:
     hits: tuple[str, ...]
     day: date
 
-    def write(self, conn: Connection) -> None:
-        """Count this delivery (one upsert), its shape's paths when new, and its guard hits."""
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(trail_counts).values(
-            provider=self.provider,
-            event_type=self.event_type,
-            shape_hash=self.shape_hash,
-            day=self.day,
-            count=1,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["provider", "event_type", "shape_hash", "day"],
-                set_={"count": trail_counts.c.count + 1},
-            )
-        )
-        if not self.trail.known(self.shape_hash):
-            exists = conn.execute(
-                select(trail_shapes.c.shape_hash)
-                .where(trail_shapes.c.shape_hash == self.shape_hash)
-                .limit(1)
-            ).first()
-            if exists is None:
-                now = datetime.now(UTC)
-                # executemany of one cached statement: compiling a multi-row VALUES is slower.
-                conn.execute(
-                    insert(trail_shapes).on_conflict_do_nothing(
-                        index_elements=["shape_hash", "path"]
-                    ),
-                    [
-                        {
-                            "shape_hash": self.shape_hash,
-                            "provider": self.provider,
-                            "event_type": self.event_type,
-                            "path": path,
-                            "kept": kept,
-                            "first_seen": now,
-                        }
-                        for path, kept in self.paths
-                    ],
-                )
-        for reason in sorted(set(self.hits)):
-            stmt = insert(trail_guard_hits).values(
-                provider=self.provider,
-                reason=reason,
-                day=self.day,
-                count=self.hits.count(reason),
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["provider", "reason", "day"],
-                    set_={"count": trail_guard_hits.c.count + stmt.excluded.count},
-                )
-            )
-
     def committed(self) -> None:
         """Remember the shape once its transaction committed, so it is never written again."""
         self.trail.remember(self.shape_hash)
+
+
+def write_trail(
+    conn: Connection, observations: Sequence[Observation], cache: PreparedCache
+) -> None:
+    """Count one transaction's new deliveries, in that transaction.
+
+    One upsert per shape and day (adding the batch's count), a new shape's paths once,
+    and one upsert per guard-hit reason and day.
+    """
+    if not observations:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    counts = Counter((o.provider, o.event_type, o.shape_hash, o.day) for o in observations)
+    count_upsert = cache.get("trail_counts", lambda: _adding_upsert(insert, trail_counts))
+    for (provider, event_type, shape_hash, day), n in sorted(counts.items()):
+        count_upsert.execute(
+            conn,
+            {
+                "provider": provider,
+                "event_type": event_type,
+                "shape_hash": shape_hash,
+                "day": day,
+                "count": n,
+            },
+        )
+    unknown = {o.shape_hash: o for o in observations if not o.trail.known(o.shape_hash)}
+    if unknown:
+        exists = cache.get(
+            "trail_shape_exists",
+            # Only the first row is read (.first()); a bound LIMIT would not prepare.
+            lambda: select(trail_shapes.c.shape_hash).where(
+                trail_shapes.c.shape_hash == bindparam("shape_hash")
+            ),
+        )
+        add_paths = cache.get(
+            "trail_shapes",
+            lambda: (
+                insert(trail_shapes)
+                .values({c.name: bindparam(c.name, type_=c.type) for c in trail_shapes.c})
+                .on_conflict_do_nothing(index_elements=["shape_hash", "path"])
+            ),
+        )
+        now = datetime.now(UTC)
+        for shape_hash, o in sorted(unknown.items()):
+            if exists.execute(conn, {"shape_hash": shape_hash}).first() is not None:
+                continue
+            add_paths.executemany(
+                conn,
+                [
+                    {
+                        "shape_hash": shape_hash,
+                        "provider": o.provider,
+                        "event_type": o.event_type,
+                        "path": path,
+                        "kept": kept,
+                        "first_seen": now,
+                    }
+                    for path, kept in o.paths
+                ],
+            )
+    hits = Counter((o.provider, reason, o.day) for o in observations for reason in o.hits)
+    if hits:
+        hit_upsert = cache.get("trail_guard_hits", lambda: _adding_upsert(insert, trail_guard_hits))
+        for (provider, reason, day), n in sorted(hits.items()):
+            hit_upsert.execute(
+                conn, {"provider": provider, "reason": reason, "day": day, "count": n}
+            )
+
+
+def _adding_upsert(insert: Any, table: Table) -> Any:
+    """Return an insert of a count row that adds to the row already there."""
+    stmt = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.c})
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={"count": table.c.count + stmt.excluded.count}
+    )
 
 
 class Trail:
@@ -187,14 +218,13 @@ class Trail:
                     stored |= _comparable(value)
         paths: list[tuple[str, bool]] = []
         for path, values in sorted(leaf_paths(payload).items()):
-            last = path.rsplit(".", 1)[-1]
-            kept = last in names and any(
+            kept = path.rpartition(".")[2] in names and any(
                 form in stored for value in values for form in _comparable(value)
             )
             paths.append((path, kept))
-        digest = hashlib.sha256()
-        for part in (provider, event_type, *(f"{p}\0{int(k)}" for p, k in paths)):
-            digest.update(part.encode("utf-8", "surrogatepass") + b"\n")
+        # One line per part, each ending in a newline: provider, event type, path\0kept.
+        lines = [provider, event_type, *(f"{p}\0{int(k)}" for p, k in paths), ""]
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass"))
         moment = now or datetime.now(UTC)
         return Observation(
             trail=self,
