@@ -2,10 +2,13 @@
 
 SQLAlchemy caches compiled SQL, but finds the cache entry by walking the statement
 to build its cache key on every execution; for the ordered upserts (a CASE per
-field) that walk cost more than the database's own work. The webhook path runs a
-handful of fixed statements many times, so it compiles each one once and hands the
-driver the SQL string and the processed parameters (``Connection.exec_driver_sql``),
-inside the same transaction and connection pool as everything else.
+field) that walk cost more than the database's own work, and its per-execution
+bookkeeping (events, result objects) about as much again. The webhook path runs a
+handful of fixed statements many times, so it compiles each one once with
+SQLAlchemy and hands the driver's cursor the SQL string and the parameters,
+processed by the same type processors SQLAlchemy would use. The cursor belongs to
+a connection SQLAlchemy checked out and began a transaction on, so pooling,
+BEGIN IMMEDIATE, commit and rollback stay SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -56,14 +58,15 @@ class Prepared:
             return tuple(values[name] for name in self._names)
         return values
 
-    def execute(self, conn: Connection, row: Mapping[str, Any]) -> CursorResult[Any]:
-        """Run the statement for one row on the connection's current transaction."""
-        return conn.exec_driver_sql(self.sql, self.parameters(row))
+    def execute(self, cursor: Any, row: Mapping[str, Any]) -> Any:
+        """Run the statement for one row on a driver cursor; return the cursor."""
+        cursor.execute(self.sql, self.parameters(row))
+        return cursor
 
-    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def executemany(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row, as one driver call."""
         if rows:
-            conn.exec_driver_sql(self.sql, [self.parameters(r) for r in rows])
+            cursor.executemany(self.sql, [self.parameters(r) for r in rows])
 
 
 class PreparedCache:

@@ -185,7 +185,7 @@ class _WriterGate:
         if self._fd is None:
             # Opened once per process; the kernel drops the lock if the process dies.
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        pause = 0.0002
+        pause = 0.0001
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -194,7 +194,7 @@ class _WriterGate:
                 if time.monotonic() >= deadline:
                     raise StorageUnavailable("storage is busy; retry later") from None
                 time.sleep(pause)
-                pause = min(pause * 2, 0.002)
+                pause = min(pause * 2, 0.0005)
 
 
 @dataclass(slots=True, eq=False)
@@ -227,6 +227,10 @@ class Store:
                 {c.name: bindparam(c.name, type_=c.type) for c in event_objects.c}
             ),
         )
+        # The driver's own errors, raised by statements run on its cursor (gateway.prepared).
+        driver = engine.dialect.loaded_dbapi
+        self._driver_error: type[Exception] = driver.Error
+        self._driver_outage: type[Exception] = driver.OperationalError
         self._gate = _WriterGate.for_engine(engine) if self.dialect == "sqlite" else None
         # SQLite has one writer at a time anyway; PostgreSQL commits writers in parallel,
         # so a transaction waiting on a row lock does not hold up every delivery here.
@@ -274,6 +278,8 @@ class Store:
         """
         delivery = self._prepare(provider, account, meta, records, outcome, dropped_fields, trail)
         self._committer.submit(delivery)
+        if delivery.error is not None:
+            raise delivery.error
         return delivery.status
 
     def _prepare(
@@ -309,7 +315,7 @@ class Store:
             self._commit(batch)
             return
         except Exception as exc:
-            if len(batch) == 1 or isinstance(exc, _OUTAGES):
+            if len(batch) == 1 or isinstance(exc, (*_OUTAGES, self._driver_outage)):
                 # Storage is down or busy: every delivery in the batch would fail alike.
                 raise self._failure(exc)  # noqa: B904 - _failure keeps the cause
             log.warning("a batch failed (%s); writing each delivery alone", type(exc).__name__)
@@ -323,28 +329,35 @@ class Store:
         """Insert the batch's events, upsert their records, count the trail, commit."""
         fresh: list[_Delivery] = []
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            for delivery, slot in zip(batch, self._event_slots(conn, len(batch)), strict=True):
-                row = delivery.event | slot
-                seq = self._event_insert(tuple(row)).execute(conn, row).scalar()
-                if seq is None:
-                    delivery.status = "duplicate"
-                    continue
-                delivery.status = delivery.outcome
-                fresh.append(delivery)
-                for prepared, upsert_row in delivery.upserts:
-                    prepared.execute(conn, upsert_row)
-                self._event_objects.executemany(
-                    conn, [self._event_object(seq, t, k) for t, k in delivery.touched]
-                )
-            write_trail(conn, [d.trail for d in fresh if d.trail is not None], self._prepared)
+            slots = self._event_slots(conn, len(batch))
+            # The driver's own cursor, inside the transaction SQLAlchemy began (gateway.prepared).
+            cursor = conn.connection.cursor()
+            try:
+                for delivery, slot in zip(batch, slots, strict=True):
+                    row = delivery.event | slot
+                    inserted = self._event_insert(tuple(row)).execute(cursor, row).fetchone()
+                    if inserted is None:
+                        delivery.status = "duplicate"
+                        continue
+                    delivery.status = delivery.outcome
+                    fresh.append(delivery)
+                    for prepared, upsert_row in delivery.upserts:
+                        prepared.execute(cursor, upsert_row)
+                    self._event_objects.executemany(
+                        cursor, [self._event_object(inserted[0], t, k) for t, k in delivery.touched]
+                    )
+                write_trail(cursor, [d.trail for d in fresh if d.trail is not None], self._prepared)
+            finally:
+                cursor.close()
         for delivery in fresh:
             if delivery.trail is not None:
                 delivery.trail.committed()
 
-    @staticmethod
-    def _failure(exc: Exception) -> Exception:
+    def _failure(self, exc: Exception) -> Exception:
         """Return what the delivery's request raises: 503 for storage errors."""
-        if isinstance(exc, StorageUnavailable) or not isinstance(exc, _storage_errors()):
+        if isinstance(exc, StorageUnavailable) or not isinstance(
+            exc, (*_storage_errors(), self._driver_error)
+        ):
             return exc
         log.warning("storage unavailable: %s", type(exc).__name__)
         metrics.storage_error(exc)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, cast
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import orjson
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import metrics
@@ -35,7 +36,9 @@ def receive(provider: str, endpoint: str) -> Response:
         headers = cast("Mapping[str, str]", request.headers)
         outcome = pipeline.process(adapter, config, raw_body, headers)
         seen.outcome, seen.dropped = outcome.status, outcome.dropped
-    return jsonify({"status": outcome.status, "event_id": outcome.event_id})
+    # orjson: this answer is sent once per delivery, and Flask's jsonify costs more.
+    body = orjson.dumps({"status": outcome.status, "event_id": outcome.event_id})
+    return Response(body, status=200, mimetype="application/json")
 
 
 def read_body(stream: IO[bytes], limit: int) -> bytes:

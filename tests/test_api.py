@@ -18,6 +18,7 @@ from gateway.api import COLLECTIONS, SERVED_BOOKKEEPING, build_spec
 from gateway.db import audit_log, events, field_columns
 from gateway.store import Store
 from tests.apihelpers import T0, apply, bearer, make_key, pm, store_of, sub, txn
+from tests.conftest import sample, signed_post
 
 ROUTES = [
     "/v1/transactions",
@@ -699,9 +700,11 @@ def test_rate_limit_answers_429_with_retry_after(
     assert limited.headers["X-Content-Type-Options"] == "nosniff"
     # Per key: another key has its own budget; the webhooks and health have none.
     assert get(client, "/v1/transactions", second).status_code == 200
-    for _ in range(5):
+    for n in range(5):
         assert client.get("/healthz").status_code == 200
         assert client.get("/openapi.json").status_code == 200
+        event = sample("stripe", "charge.succeeded", event_id=f"evt_limit_{n}")
+        assert signed_post(client, "stripe", event).status_code == 200
 
 
 def test_requests_without_a_key_are_limited_by_address(

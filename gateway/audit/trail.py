@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.db import trail_counts, trail_guard_hits, trail_shapes
@@ -38,6 +38,7 @@ MAX_PATH: Final = 512
 MAX_DEPTH: Final = 32
 # Known shapes kept in memory per process; a shape seen again costs no lookup.
 _CACHE_LIMIT: Final = 65_536
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def collapse_key(key: str) -> str:
@@ -53,16 +54,21 @@ def leaf_paths(payload: Any) -> dict[str, list[Any]]:
 
 
 def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None:
-    # Runs on every delivery: parsed JSON is plain dicts and lists, so those are tested
-    # by exact type first (an ABC isinstance check costs several times more).
+    # Runs on every delivery, over every node: parsed JSON is str, int, float, bool,
+    # None, dict and list, so those are told apart by exact type first (an ABC
+    # isinstance check costs several times more), and a path is joined in place.
     if depth > MAX_DEPTH:
         found.setdefault(_joined(path, "<deep>"), [])
         return
     kind = type(node)
-    if kind is dict or (kind is not list and isinstance(node, Mapping)):
+    if kind in _SCALARS:
+        found.setdefault(path or "<root>", []).append(node)
+    elif kind is dict or (kind is not list and isinstance(node, Mapping)):
         if not node and path:
             found.setdefault(path, [])
         plain = _PLAIN_KEY.fullmatch
+        prefix = f"{path}." if path else ""
+        depth += 1
         for key, child in node.items():
             key = key if type(key) is str else str(key)  # noqa: PLW2901
             name = key if plain(key) else COLLAPSED_KEY
@@ -70,7 +76,19 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
                 # Everything under a free-form container is one path: its keys are data.
                 found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
                 continue
-            _walk(child, _joined(path, name), found, depth + 1)
+            joined = prefix + name
+            if len(joined) > MAX_PATH:
+                joined = _joined(path, name)
+            kind = type(child)
+            if kind in _SCALARS and depth <= MAX_DEPTH:
+                # The common case, without a call: a scalar under a plain key.
+                values = found.get(joined)
+                if values is None:
+                    found[joined] = [child]
+                else:
+                    values.append(child)
+            else:
+                _walk(child, joined, found, depth)
     elif kind is list or isinstance(node, list):
         item = path + LIST_ITEM
         if not node:
@@ -113,9 +131,7 @@ class Observation:
         self.trail.remember(self.shape_hash)
 
 
-def write_trail(
-    conn: Connection, observations: Sequence[Observation], cache: PreparedCache
-) -> None:
+def write_trail(cursor: Any, observations: Sequence[Observation], cache: PreparedCache) -> None:
     """Count one transaction's new deliveries, in that transaction.
 
     One upsert per shape and day (adding the batch's count), a new shape's paths once,
@@ -123,12 +139,12 @@ def write_trail(
     """
     if not observations:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if cache.dialect.name == "postgresql" else sqlite.insert
     counts = Counter((o.provider, o.event_type, o.shape_hash, o.day) for o in observations)
     count_upsert = cache.get("trail_counts", lambda: _adding_upsert(insert, trail_counts))
     for (provider, event_type, shape_hash, day), n in sorted(counts.items()):
         count_upsert.execute(
-            conn,
+            cursor,
             {
                 "provider": provider,
                 "event_type": event_type,
@@ -141,7 +157,7 @@ def write_trail(
     if unknown:
         exists = cache.get(
             "trail_shape_exists",
-            # Only the first row is read (.first()); a bound LIMIT would not prepare.
+            # Only the first row is read (fetchone); a bound LIMIT would not prepare.
             lambda: select(trail_shapes.c.shape_hash).where(
                 trail_shapes.c.shape_hash == bindparam("shape_hash")
             ),
@@ -156,10 +172,10 @@ def write_trail(
         )
         now = datetime.now(UTC)
         for shape_hash, o in sorted(unknown.items()):
-            if exists.execute(conn, {"shape_hash": shape_hash}).first() is not None:
+            if exists.execute(cursor, {"shape_hash": shape_hash}).fetchone() is not None:
                 continue
             add_paths.executemany(
-                conn,
+                cursor,
                 [
                     {
                         "shape_hash": shape_hash,
@@ -177,7 +193,7 @@ def write_trail(
         hit_upsert = cache.get("trail_guard_hits", lambda: _adding_upsert(insert, trail_guard_hits))
         for (provider, reason, day), n in sorted(hits.items()):
             hit_upsert.execute(
-                conn, {"provider": provider, "reason": reason, "day": day, "count": n}
+                cursor, {"provider": provider, "reason": reason, "day": day, "count": n}
             )
 
 
