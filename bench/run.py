@@ -348,7 +348,7 @@ def micro() -> dict[str, float]:
 
 def print_micro(means: dict[str, float]) -> None:
     """Print where one delivery's time goes, per provider and stage."""
-    stages = ("verify", "parse", "sanitise", "guard", "store")
+    stages = ("verify", "parse", "sanitise", "guard", "trail", "store")
     providers = sorted({name.split("[")[1].rstrip("]") for name in means})
     print(f"\n{'microseconds':<12}" + "".join(f"{stage:>10}" for stage in stages))
     for provider in providers:

@@ -1,4 +1,4 @@
-"""Where one delivery's time goes: verify, parse, sanitise, guard and store, per provider.
+"""Where one delivery's time goes: verify, parse, sanitise, guard, trail and store, per provider.
 
 Run by ``make bench`` (pytest-benchmark); not part of ``make test``.
 """
@@ -17,6 +17,7 @@ import pytest
 from adapters.base import Adapter
 from gateway import devconfig, guard
 from gateway.app import build_adapters
+from gateway.audit.trail import Trail
 from gateway.crypto import cipher_from_settings
 from gateway.migrate import upgrade
 from gateway.settings import EndpointConfig, Settings, load_settings
@@ -81,6 +82,14 @@ def test_sanitise(benchmark: Any, delivery: Delivery) -> None:
 
 def test_guard(benchmark: Any, delivery: Delivery) -> None:
     benchmark(guard.check, delivery.sanitised.records)
+
+
+def test_trail(benchmark: Any, delivery: Delivery) -> None:
+    adapter = delivery.adapter
+    trail = Trail({adapter.name: {f for s in adapter.schemas().values() for f in s.fields}})
+    records, hits = guard.check(delivery.sanitised.records)
+    meta = adapter.meta(delivery.parsed, delivery.headers)
+    benchmark(trail.observe, adapter.name, meta.type, delivery.parsed, records, hits)
 
 
 def test_store(benchmark: Any, delivery: Delivery, settings: Settings) -> None:

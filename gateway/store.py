@@ -323,7 +323,7 @@ class Store:
             try:
                 self._commit([delivery])
             except Exception as exc:
-                delivery.error = self._failure(exc)
+                delivery.status, delivery.error = "", self._failure(exc)
 
     def _commit(self, batch: list[_Delivery]) -> None:
         """Insert the batch's events, upsert their records, count the trail, commit."""
