@@ -33,19 +33,18 @@ class Prepared:
             raise TypeError("only SQL statements can be prepared")
         self.sql = compiled.string
         binds = compiled.binds
+        self._processors: dict[str, Callable[[Any], Any]] = {}
         for key, bind in binds.items():
             # Every parameter comes from the row: a value baked into the statement
             # (literal(), a constant) would need the anonymous names SQLAlchemy makes up.
             if not bind.required or bind.key != key or key.startswith("%("):
                 raise ValueError(f"prepared statements take named parameters only, not {key!r}")
-        positional = compiled.positiontup
-        self._positional = positional is not None
-        self._names: tuple[str, ...] = tuple(positional if positional is not None else binds)
-        self._processors: dict[str, Callable[[Any], Any]] = {}
-        for key, bind in binds.items():
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 self._processors[key] = process
+        positional = compiled.positiontup
+        self._positional = positional is not None
+        self._names: tuple[str, ...] = tuple(positional if positional is not None else binds)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """Return the driver's parameters for one row: ordered for ?, named for %(name)s."""

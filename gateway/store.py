@@ -134,7 +134,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def _storage_errors() -> tuple[type[BaseException], ...]:
+def _storage_errors() -> tuple[type[Exception], ...]:
     return (OperationalError, PoolTimeout, DBAPIError)
 
 
@@ -227,10 +227,10 @@ class Store:
                 {c.name: bindparam(c.name, type_=c.type) for c in event_objects.c}
             ),
         )
-        # The driver's own errors, raised by statements run on its cursor (gateway.prepared).
+        # With the driver's own errors: statements on its cursor raise them (gateway.prepared).
         driver = engine.dialect.loaded_dbapi
-        self._driver_error: type[Exception] = driver.Error
-        self._driver_outage: type[Exception] = driver.OperationalError
+        self._storage_errors = (*_storage_errors(), driver.Error)
+        self._outages = (*_OUTAGES, driver.OperationalError)
         self._gate = _WriterGate.for_engine(engine) if self.dialect == "sqlite" else None
         # SQLite has one writer at a time anyway; PostgreSQL commits writers in parallel,
         # so a transaction waiting on a row lock does not hold up every delivery here.
@@ -255,9 +255,7 @@ class Store:
             ):
                 yield conn
         except _storage_errors() as exc:
-            log.warning("storage unavailable: %s", type(exc).__name__)
-            metrics.storage_error(exc)
-            raise StorageUnavailable("storage is unavailable; retry later") from exc
+            raise self._failure(exc) from exc
 
     def apply(
         self,
@@ -276,23 +274,7 @@ class Store:
         transaction when the event is new. Returns once that transaction has committed
         (it may hold other deliveries too: gateway.groupcommit).
         """
-        delivery = self._prepare(provider, account, meta, records, outcome, dropped_fields, trail)
-        self._committer.submit(delivery)
-        if delivery.error is not None:
-            raise delivery.error
-        return delivery.status
-
-    def _prepare(
-        self,
-        provider: str,
-        account: str,
-        meta: EventMeta,
-        records: Sequence[Record],
-        outcome: str,
-        dropped_fields: int,
-        trail: Observation | None,
-    ) -> _Delivery:
-        """Seal and bind one event's rows before the write lock; only SQL runs under it."""
+        # Sealed and bound here, outside the write lock: only SQL runs under it.
         now = datetime.now(UTC)
         event_row: dict[str, Any] = {
             "provider": provider,
@@ -307,7 +289,11 @@ class Store:
         ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
         upserts = [self._upsert(provider, account, meta, record, now) for record in ordered]
         touched = sorted({(record.type, record.key) for record in ordered})
-        return _Delivery(event_row, upserts, touched, outcome, trail)
+        delivery = _Delivery(event_row, upserts, touched, outcome, trail)
+        self._committer.submit(delivery)
+        if delivery.error is not None:
+            raise delivery.error
+        return delivery.status
 
     def _write_batch(self, batch: list[_Delivery]) -> None:
         """Write a batch in one transaction; if it fails, each delivery on its own."""
@@ -315,7 +301,7 @@ class Store:
             self._commit(batch)
             return
         except Exception as exc:
-            if len(batch) == 1 or isinstance(exc, (*_OUTAGES, self._driver_outage)):
+            if len(batch) == 1 or isinstance(exc, self._outages):
                 # Storage is down or busy: every delivery in the batch would fail alike.
                 raise self._failure(exc)  # noqa: B904 - _failure keeps the cause
             log.warning("a batch failed (%s); writing each delivery alone", type(exc).__name__)
@@ -355,9 +341,7 @@ class Store:
 
     def _failure(self, exc: Exception) -> Exception:
         """Return what the delivery's request raises: 503 for storage errors."""
-        if isinstance(exc, StorageUnavailable) or not isinstance(
-            exc, (*_storage_errors(), self._driver_error)
-        ):
+        if isinstance(exc, StorageUnavailable) or not isinstance(exc, self._storage_errors):
             return exc
         log.warning("storage unavailable: %s", type(exc).__name__)
         metrics.storage_error(exc)

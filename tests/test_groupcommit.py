@@ -128,17 +128,23 @@ def test_two_writers_run_side_by_side() -> None:
 # ------------------------------------------------------------------ with the store
 
 
-def delivery(store: Store, event_id: str, charge_id: str) -> object:
-    record = Record("transaction", {"id": charge_id, "kind": "payment", "status": "succeeded"})
-    return store._prepare(
-        "stripe",
-        "default",
-        EventMeta(id=event_id, type="charge.succeeded", occurred_at=T0),
-        [record],
-        "stored",
-        0,
-        None,
-    )
+def prepared_batch(store: Store, *ids: tuple[str, str]) -> list:
+    """Return the deliveries apply() prepares for (event id, charge id) pairs, unwritten."""
+    queued: list = []
+    store._committer.submit = queued.append
+    for event_id, charge_id in ids:
+        store.apply(
+            provider="stripe",
+            account="default",
+            meta=EventMeta(id=event_id, type="charge.succeeded", occurred_at=T0),
+            records=[
+                Record("transaction", {"id": charge_id, "kind": "payment", "status": "succeeded"})
+            ],
+            outcome="stored",
+            dropped_fields=0,
+        )
+    del store._committer.submit
+    return queued
 
 
 def count(engine: Engine, table: object) -> int:
@@ -157,13 +163,14 @@ def test_one_bad_delivery_does_not_fail_the_rest_of_its_batch(
             raise ValueError("cannot write this one")
         return event_object(self, seq, record_type, key)
 
+    batch = prepared_batch(
+        store,
+        ("evt_1", "ch_1"),
+        ("evt_bad", "ch_bad"),
+        ("evt_2", "ch_2"),
+        ("evt_1", "ch_1"),  # the same event twice in one batch
+    )
     monkeypatch.setattr(Store, "_event_object", failing)
-    batch = [
-        delivery(store, "evt_1", "ch_1"),
-        delivery(store, "evt_bad", "ch_bad"),
-        delivery(store, "evt_2", "ch_2"),
-        delivery(store, "evt_1", "ch_1"),  # the same event twice in one batch
-    ]
     store._write_batch(batch)
     assert [d.status for d in batch] == ["stored", "", "stored", "duplicate"]
     assert isinstance(batch[1].error, ValueError)

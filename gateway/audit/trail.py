@@ -66,12 +66,10 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
     elif kind is dict or (kind is not list and isinstance(node, Mapping)):
         if not node and path:
             found.setdefault(path, [])
-        plain = _PLAIN_KEY.fullmatch
         prefix = f"{path}." if path else ""
         depth += 1
         for key, child in node.items():
-            key = key if type(key) is str else str(key)  # noqa: PLW2901
-            name = key if plain(key) else COLLAPSED_KEY
+            name = collapse_key(key if type(key) is str else str(key))
             if name in FREE_FORM_KEYS:
                 # Everything under a free-form container is one path: its keys are data.
                 found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
@@ -79,14 +77,9 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
             joined = prefix + name
             if len(joined) > MAX_PATH:
                 joined = _joined(path, name)
-            kind = type(child)
-            if kind in _SCALARS and depth <= MAX_DEPTH:
-                # The common case, without a call: a scalar under a plain key.
-                values = found.get(joined)
-                if values is None:
-                    found[joined] = [child]
-                else:
-                    values.append(child)
+            if type(child) in _SCALARS and depth <= MAX_DEPTH:
+                # The common case, without a recursive call: a scalar under a key.
+                found.setdefault(joined, []).append(child)
             else:
                 _walk(child, joined, found, depth)
     elif kind is list or isinstance(node, list):
@@ -115,8 +108,7 @@ def _comparable(value: Any) -> set[str]:
 
 @dataclass(frozen=True)
 class Observation:
-    """One delivery's trail entry, computed before the transaction and written inside it
-    (write_trail)."""
+    """One delivery's trail entry: computed before the transaction, written in it (write_trail)."""
 
     trail: Trail
     provider: str
