@@ -84,3 +84,53 @@ class PreparedCache:
             with self._lock:
                 self._built.setdefault(key, prepared)
         return prepared
+
+
+class StatementBatch:
+    """A cursor stand-in for psycopg that sends the statements it is given together.
+
+    Each round trip to PostgreSQL costs more than the statements the webhook path
+    sends, so their parameters are bound on this side (psycopg's ClientCursor quotes
+    them) and the statements queue until a result is needed, then go out as one
+    multi-statement query: one round trip however many there are. The connection is
+    in autocommit mode and the caller sends BEGIN and COMMIT as statements of its own.
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self._pending: list[str] = []
+
+    def execute(self, sql: str, params: Any = None) -> StatementBatch:
+        """Queue one statement."""
+        if params is None:
+            self._pending.append(sql)
+        else:
+            self._pending.append(self._cursor.mogrify(sql, params))
+        return self
+
+    def executemany(self, sql: str, params: Sequence[Any]) -> None:
+        """Queue one statement per parameter set."""
+        for each in params:
+            self.execute(sql, each)
+
+    def results(self) -> list[list[tuple[Any, ...]] | None]:
+        """Send what is queued; return each statement's rows (None where it returns none)."""
+        if not self._pending:
+            return []
+        self._cursor.execute("; ".join(self._pending))
+        self._pending.clear()
+        found: list[list[tuple[Any, ...]] | None] = []
+        while True:
+            found.append(self._cursor.fetchall() if self._cursor.description else None)
+            if not self._cursor.nextset():
+                return found
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """Send what is queued; return the first row of the last statement."""
+        rows = self.results()[-1]
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        """Close the driver's cursor; statements still queued are dropped."""
+        self._pending.clear()
+        self._cursor.close()

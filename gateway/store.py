@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from psycopg import ClientCursor
 from sqlalchemy import (
     Connection,
     Engine,
@@ -41,7 +42,7 @@ from gateway.crypto import SEALED, Cipher, bidx_column
 from gateway.db import RECORD_TABLES, event_objects, events
 from gateway.errors import StorageUnavailable
 from gateway.groupcommit import GroupCommit
-from gateway.prepared import Prepared, PreparedCache
+from gateway.prepared import Prepared, PreparedCache, StatementBatch
 from gateway.records import (
     IDENTITY,
     SUBSCRIPTION_STATUSES,
@@ -59,25 +60,23 @@ PG_WRITERS = 2
 
 # Advisory lock key ordering event seq allocation on PostgreSQL ("psev" in ASCII).
 EVENT_SEQ_LOCK = 0x70736576
-_CLAIM_EVENT_SLOTS = text(
-    "SELECT pg_current_xact_id()::text::bigint, nextval(pg_get_serial_sequence('events', 'seq'))"
-    " FROM generate_series(1, :count)"
-)
+_LOCK_EVENT_SEQ = "SELECT pg_advisory_lock(%s)"
+_UNLOCK_EVENT_SEQ = "SELECT pg_advisory_unlock(%s)"
+# The inserting transaction's id, recorded with each event (gateway.api's change feed).
+_CURRENT_TXID = "pg_current_xact_id()::text::bigint"
 
 # When two events for one record carry the same timestamp (Stripe's are whole
 # seconds), the one whose status is further along wins, so a same-second
 # "succeeded" never undoes a "refunded".
-_STATUS_RANK: dict[str, dict[str, int]] = {
-    "transaction": {s: i + 1 for i, s in enumerate(TRANSACTION_STATUSES)},
-    "payment_method": {
-        s: i + 1 for i, s in enumerate(("active", "expired", "detached", "deleted"))
-    },
-    "subscription": {s: i + 1 for i, s in enumerate(SUBSCRIPTION_STATUSES)},
+_STATUS_ORDER: dict[str, tuple[str, ...]] = {
+    "transaction": tuple(TRANSACTION_STATUSES),
+    "payment_method": ("active", "expired", "detached", "deleted"),
+    "subscription": tuple(SUBSCRIPTION_STATUSES),
 }
 
 # The rank words are written into the SQL (Store._rank): they must be plain words.
 assert all(  # noqa: S101 - checked at import, against this module's own constants
-    word.isidentifier() and word.islower() for ranks in _STATUS_RANK.values() for word in ranks
+    word.isidentifier() and word.islower() for order in _STATUS_ORDER.values() for word in order
 )
 
 # Upserts run in this order so two transactions never lock rows in opposite orders.
@@ -218,6 +217,9 @@ class Store:
         self.cipher = cipher
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._event_txid: dict[str, Any] = (
+            {"txid": literal_column(_CURRENT_TXID)} if self.dialect == "postgresql" else {}
+        )
         # Compiled once per statement shape: building and keying these expressions costs
         # more than running them (gateway.prepared).
         self._prepared = PreparedCache(engine.dialect)
@@ -312,16 +314,25 @@ class Store:
                 delivery.status, delivery.error = "", self._failure(exc)
 
     def _commit(self, batch: list[_Delivery]) -> None:
-        """Insert the batch's events, upsert their records, count the trail, commit."""
+        """Insert the batch's events, upsert their records, count the trail, commit.
+
+        On PostgreSQL two round trips whatever the batch's size (StatementBatch): one
+        begins and inserts the events (their results say which are new), one carries the
+        upserts, change-feed rows, trail counts and the commit.
+        """
         fresh: list[_Delivery] = []
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            slots = self._event_slots(conn, len(batch))
-            # The driver's own cursor, inside the transaction SQLAlchemy began (gateway.prepared).
-            cursor = conn.connection.cursor()
+        pg = self.dialect == "postgresql"
+        # PostgreSQL: the batch sends BEGIN and COMMIT itself, each with other statements.
+        options = {"isolation_level": "AUTOCOMMIT"} if pg else {}
+        with self.engine.connect().execution_options(write=True, **options) as conn, conn.begin():
+            # The driver's own connection, inside the transaction SQLAlchemy began
+            # (gateway.prepared).
+            driver: Any = conn.connection.dbapi_connection
+            assert driver is not None  # noqa: S101 - a checked-out connection has one
+            cursor = StatementBatch(ClientCursor(driver)) if pg else driver.cursor()
             try:
-                for delivery, slot in zip(batch, slots, strict=True):
-                    row = delivery.event | slot
-                    inserted = self._event_insert(tuple(row)).execute(cursor, row).fetchone()
+                seqs = self._insert_events(conn, cursor, [d.event for d in batch])
+                for delivery, inserted in zip(batch, seqs, strict=True):
                     if inserted is None:
                         delivery.status = "duplicate"
                         continue
@@ -330,14 +341,58 @@ class Store:
                     for prepared, upsert_row in delivery.upserts:
                         prepared.execute(cursor, upsert_row)
                     self._event_objects.executemany(
-                        cursor, [self._event_object(inserted[0], t, k) for t, k in delivery.touched]
+                        cursor, [self._event_object(inserted, t, k) for t, k in delivery.touched]
                     )
-                write_trail(cursor, [d.trail for d in fresh if d.trail is not None], self._prepared)
+                observations = [d.trail for d in fresh if d.trail is not None]
+                write_trail(cursor, observations, self._prepared)
+                if pg:
+                    cursor.execute("COMMIT")
+                    cursor.results()
             finally:
                 cursor.close()
         for delivery in fresh:
             if delivery.trail is not None:
                 delivery.trail.committed()
+
+    def _insert_events(
+        self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]
+    ) -> list[int | None]:
+        """Insert event rows in order; return each one's seq, or None for a redelivery."""
+        insert = self._event_insert(tuple(rows[0]))
+        if self.dialect == "postgresql":
+            return self._insert_events_in_seq_order(conn, cursor, insert, rows)
+        # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
+        seqs: list[int | None] = []
+        for row in rows:
+            found = insert.execute(cursor, row).fetchone()
+            seqs.append(found[0] if found is not None else None)
+        return seqs
+
+    def _insert_events_in_seq_order(
+        self, conn: Connection, batch: StatementBatch, insert: Prepared, rows: list[dict[str, Any]]
+    ) -> list[int | None]:
+        """Begin, and insert the events taking their seqs in transaction-id order (PostgreSQL).
+
+        Each event row takes its seq (the column's sequence) and its transaction's id
+        under a lock held for these statements only, not until commit, so writers still
+        commit in parallel: seq order is then xid order, and the change feed can serve
+        every seq below the oldest running transaction without skipping one that commits
+        late (gateway.api). A seq a redelivery took stays unused, like any sequence value
+        a rolled-back insert took. An insert that meets a redelivery another writer has
+        not committed yet waits for that commit with the lock held; committing needs no
+        lock, so the wait ends. One round trip.
+        """
+        try:
+            batch.execute("BEGIN")
+            batch.execute(_LOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
+            insert.executemany(batch, rows)
+            batch.execute(_UNLOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
+            results = batch.results()
+        except BaseException:
+            # A session lock outlives a failed transaction: end the session to free it.
+            conn.invalidate()
+            raise
+        return [found[0][0] if found else None for found in results[2:-1]]
 
     def _failure(self, exc: Exception) -> Exception:
         """Return what the delivery's request raises: 503 for storage errors."""
@@ -355,7 +410,10 @@ class Store:
             ("event", columns),
             lambda: (
                 self._insert(events)
-                .values({name: bindparam(name, type_=events.c[name].type) for name in columns})
+                .values(
+                    {name: bindparam(name, type_=events.c[name].type) for name in columns}
+                    | self._event_txid
+                )
                 .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
                 .returning(events.c.seq)
             ),
@@ -376,26 +434,6 @@ class Store:
             "object_id": self.cipher.seal(key, Cipher.object_aad(seq, record_type)),
             "object_bidx": self.cipher.bidx("token", key),
         }
-
-    def _event_slots(self, conn: Connection, count: int) -> list[dict[str, int]]:
-        """Return the seq and transaction id each new event row takes (PostgreSQL only)."""
-        if self.dialect != "postgresql":
-            # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
-            return [{} for _ in range(count)]
-        # xids and seqs are taken together under a lock held for this one statement (not
-        # until commit, so writers still commit in parallel): seq order is then xid order,
-        # and the change feed can serve every seq below the oldest running transaction
-        # without skipping one that commits late (gateway.api). A seq a duplicate took
-        # stays unused, like any sequence value a rolled-back insert took.
-        conn.execute(select(func.pg_advisory_lock(EVENT_SEQ_LOCK)))
-        try:
-            claimed = conn.execute(_CLAIM_EVENT_SLOTS, {"count": count}).all()
-        except BaseException:
-            # A session lock outlives a failed transaction: end the session to free it.
-            conn.invalidate()
-            raise
-        conn.execute(select(func.pg_advisory_unlock(EVENT_SEQ_LOCK)))
-        return [{"seq": int(seq), "txid": int(txid)} for txid, seq in claimed]
 
     def _upsert(
         self,
@@ -478,17 +516,19 @@ class Store:
             where=or_(wins, *fills),
         )
 
-    @staticmethod
-    def _rank(record_type: str, status: Any) -> ColumnElement[int]:
-        # Our own constant words and numbers, written into the SQL: a bound parameter
-        # per comparison would be two hundred parameters on every upsert.
-        return case(
-            *[
-                (status == literal_column(f"'{word}'"), literal_column(str(rank)))
-                for word, rank in _STATUS_RANK[record_type].items()
-            ],
-            else_=literal_column("0"),
+    def _rank(self, record_type: str, status: Any) -> ColumnElement[int]:
+        """Return a status's place in its lifecycle: its position in a list of the words.
+
+        Our own constant words, written into the SQL: a bound parameter per word would
+        be hundreds of parameters on every upsert, and a CASE per comparison makes the
+        statement too long for the driver to cache its parsing. Unknown or NULL is 0.
+        """
+        words: ColumnElement[str] = literal_column(
+            "'," + ",".join(_STATUS_ORDER[record_type]) + ",'"
         )
+        comma: ColumnElement[str] = literal_column("','")
+        find = func.strpos if self.dialect == "postgresql" else func.instr
+        return func.coalesce(find(words, comma + status + comma), literal_column("0"))
 
     def ready(self) -> bool:
         """Return whether storage answers a query now."""
