@@ -14,12 +14,13 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,23 @@ def durability(scenario: Scenario) -> str:
     return "SQLite WAL synchronous=FULL: survives process crash and power loss"
 
 
-def run_scenario(scenario: Scenario, seconds: int, warmup: int) -> Result:
-    """Run one scenario in a fresh database and a fresh gunicorn."""
+@dataclass
+class Served:
+    """A scenario's gateway, up and warmed, with one request file per measured round."""
+
+    scenario: Scenario
+    url: str
+    workdir: Path
+    port: int
+    rounds: list[Path]
+    distinct: int = 0
+    prepared: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def serve(scenario: Scenario, seconds: int, rounds: int) -> Iterator[Served]:
+    """Serve a scenario from a fresh database and a fresh gunicorn until the block ends."""
     from bench.loadgen import write_requests
     from gateway import devconfig
     from gateway.migrate import upgrade
@@ -227,40 +243,74 @@ def run_scenario(scenario: Scenario, seconds: int, warmup: int) -> Result:
                 "BENCH_STRIPE_SECRET": stripe.webhook_secrets[0],
                 "BENCH_NAIVE_DB": str(workdir / "naive.db"),
             }
-            rate_hint = scenario.rate_hint
-            count = rate_hint * (seconds + 2)
-            warm_file, main_file = workdir / "warmup.txt", workdir / "requests.txt"
-            write_requests(
-                warm_file, settings, scenario.provider, max(500, rate_hint * warmup), seed=1
-            )
-            distinct = write_requests(
-                main_file,
-                settings,
-                scenario.provider,
-                count,
-                duplicate_ratio=scenario.duplicate_ratio,
-                seed=2,
-            )
-            port = free_port()
-            with gunicorn(scenario.app, env, port, workdir):
-                wrk(port, warm_file, warmup)
-                summary = wrk(port, main_file, seconds)
-            stored = count_events(url, scenario, workdir)
-            return Result(
-                name=scenario.name,
-                title=scenario.title,
-                requests_per_s=round(summary["requests_per_s"], 1),
-                p50_ms=round(summary["p50_ms"], 2),
-                p99_ms=round(summary["p99_ms"], 2),
-                requests=summary["requests"],
-                non_2xx=summary["non_2xx"],
-                errors=summary["errors"],
-                events_stored=stored,
-                durability=durability(scenario),
-                extra={"distinct_events_prepared": distinct, "requests_prepared": count},
-            )
+            # Every round replays its own events: none is a redelivery of an earlier round's.
+            count = scenario.rate_hint * (seconds + 2)
+            served = Served(scenario, url, workdir, free_port(), [])
+            for n in range(rounds):
+                served.rounds.append(workdir / f"round{n}.txt")
+                served.distinct += write_requests(
+                    served.rounds[-1],
+                    settings,
+                    scenario.provider,
+                    count,
+                    duplicate_ratio=scenario.duplicate_ratio,
+                    seed=2 + n,
+                )
+                served.prepared += count
+            warm_file = workdir / "warmup.txt"
+            write_requests(warm_file, settings, scenario.provider, 2000, seed=1)
+            with gunicorn(scenario.app, env, served.port, workdir):
+                wrk(served.port, warm_file, 2)
+                yield served
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def result(served: Served) -> Result:
+    """Sum a scenario's rounds: throughput over all of them, the median round's latencies."""
+    runs = served.runs
+    requests = sum(r["requests"] for r in runs)
+    seconds = sum(r["duration_us"] for r in runs) / 1e6
+    scenario = served.scenario
+    return Result(
+        name=scenario.name,
+        title=scenario.title,
+        requests_per_s=round(requests / seconds, 1),
+        p50_ms=round(statistics.median(r["p50_ms"] for r in runs), 2),
+        p99_ms=round(statistics.median(r["p99_ms"] for r in runs), 2),
+        requests=requests,
+        non_2xx=sum(r["non_2xx"] for r in runs),
+        errors=sum(r["errors"] for r in runs),
+        events_stored=count_events(served.url, scenario, served.workdir),
+        durability=durability(scenario),
+        extra={
+            "distinct_events_prepared": served.distinct,
+            "requests_prepared": served.prepared,
+            "rounds_requests_per_s": [round(r["requests_per_s"], 1) for r in runs],
+        },
+    )
+
+
+def run_scenarios(chosen: list[Scenario], seconds: int, rounds: int) -> list[Result]:
+    """Serve every chosen scenario at once; measure them in turn, round after round.
+
+    The machine's speed drifts from minute to minute; measuring each scenario in
+    several short rounds, interleaved with the others, spreads that drift over all
+    of them instead of handing it to whichever ran at the wrong moment.
+    """
+    per_round = max(1, round(seconds / rounds))
+    with ExitStack() as stack:
+        served = []
+        for scenario in chosen:
+            print(f"starting {scenario.name} ...", file=sys.stderr, flush=True)
+            served.append(stack.enter_context(serve(scenario, per_round, rounds)))
+        for n in range(rounds):
+            # Each round in another order, so no scenario always follows the same one.
+            order = served[n % len(served) :] + served[: n % len(served)]
+            for each in order:
+                print(f"round {n + 1}/{rounds}: {each.scenario.name}", file=sys.stderr, flush=True)
+                each.runs.append(wrk(each.port, each.rounds[n], per_round))
+        return [result(each) for each in served]
 
 
 def machine() -> dict[str, Any]:
@@ -389,22 +439,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--duration", type=int, default=15, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the duration is split into"
+    )
     parser.add_argument("--read-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does this)")
     only = set(args.only.split(",")) if args.only else set()
     chosen = [s for s in SCENARIOS if not only or s.name in only]
-    results = []
-    for scenario in chosen:
-        print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
-        results.append(run_scenario(scenario, args.duration, args.warmup))
+    results = run_scenarios(chosen, args.duration, args.rounds) if chosen else []
     print_table(results)
     report: dict[str, Any] = {
         "machine": machine(),
         "connections": CONNECTIONS,
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "ingest": [asdict(r) for r in results],
         "targets": targets(results),
     }

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -103,9 +104,9 @@ def load(url: str, count: int) -> None:
     with engine.begin() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        cursor = raw.cursor()
+        cursor: Any = raw.cursor()
         if engine.dialect.name == "postgresql":
-            with cursor.copy(f"COPY transactions ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f"COPY transactions ({columns}) FROM STDIN") as copy:
                 for row in rows(count):
                     copy.write_row(row)
         else:
