@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from gateway.db import events, transactions
 from gateway.groupcommit import GroupCommit
@@ -202,3 +202,37 @@ def test_a_delivery_that_fails_raises_from_apply(
             dropped_fields=0,
         )
     assert count(engine, events) == 0
+
+
+def test_a_failed_batch_leaves_no_transaction_or_lock_open_on_postgresql(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL sends BEGIN, the seq lock and COMMIT in its own statements")
+    store = Store(engine, make_cipher())
+
+    def failing(self: Store, seq: int, record_type: str, key: str) -> object:
+        raise ValueError("cannot write this one")
+
+    # Fails after the round trip that began the transaction and took and freed the lock.
+    monkeypatch.setattr(Store, "_event_object", failing)
+    batch = prepared_batch(store, ("evt_1", "ch_1"), ("evt_2", "ch_2"))
+    store._write_batch(batch)
+    assert all(isinstance(d.error, ValueError) for d in batch)
+    with engine.connect() as conn:
+        stuck = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%'"
+            )
+        ).scalar_one()
+        locks = conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        ).scalar_one()
+    assert (stuck, locks) == (0, 0)
+    assert count(engine, events) == 0
+    monkeypatch.undo()
+    # The pooled connections are clean: the next batch is stored.
+    again = prepared_batch(store, ("evt_1", "ch_1"), ("evt_2", "ch_2"))
+    store._write_batch(again)
+    assert [d.status for d in again] == ["stored", "stored"]
