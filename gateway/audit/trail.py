@@ -46,6 +46,22 @@ def collapse_key(key: str) -> str:
     return key if _PLAIN_KEY.fullmatch(key) else COLLAPSED_KEY
 
 
+# Plain keys met so far (field names, which repeat in every delivery of a provider):
+# a set lookup instead of a regular expression. Bounded; only keys that are stored as
+# trail paths anyway are kept.
+_PLAIN_SEEN: set[str] = set()
+_PLAIN_SEEN_LIMIT: Final = 4096
+
+
+def _collapsed(key: str) -> str:
+    if key in _PLAIN_SEEN:
+        return key
+    name = collapse_key(key)
+    if name is key and len(_PLAIN_SEEN) < _PLAIN_SEEN_LIMIT:
+        _PLAIN_SEEN.add(key)
+    return name
+
+
 def leaf_paths(payload: Any) -> dict[str, list[Any]]:
     """Return every collapsed leaf path of a payload with the scalar values found there."""
     found: dict[str, list[Any]] = {}
@@ -69,7 +85,7 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
         prefix = f"{path}." if path else ""
         depth += 1
         for key, child in node.items():
-            name = collapse_key(key if type(key) is str else str(key))
+            name = _collapsed(key if type(key) is str else str(key))
             if name in FREE_FORM_KEYS:
                 # Everything under a free-form container is one path: its keys are data.
                 found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
@@ -224,14 +240,18 @@ class Trail:
             for value in record.values.values():
                 if value is not None:
                     stored |= _comparable(value)
+        # One line per part, each ending in a newline: provider, event type, path\0kept.
+        lines = [provider, event_type]
         paths: list[tuple[str, bool]] = []
-        for path, values in sorted(leaf_paths(payload).items()):
+        found = leaf_paths(payload)
+        for path in sorted(found):
+            # Only a value under a key some schema declares can have been kept.
             kept = path.rpartition(".")[2] in names and any(
-                form in stored for value in values for form in _comparable(value)
+                not stored.isdisjoint(_comparable(value)) for value in found[path]
             )
             paths.append((path, kept))
-        # One line per part, each ending in a newline: provider, event type, path\0kept.
-        lines = [provider, event_type, *(f"{p}\0{int(k)}" for p, k in paths), ""]
+            lines.append(path + ("\x001" if kept else "\x000"))
+        lines.append("")
         digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass"))
         moment = now or datetime.now(UTC)
         return Observation(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
+from gateway.audit import trail
 from gateway.audit.trail import COLLAPSED_KEY, collapse_key, leaf_paths
 from gateway.db import trail_counts, trail_guard_hits, trail_shapes
 from tests.conftest import all_rows, sample, signed_post
@@ -30,6 +32,20 @@ def test_keys_that_could_be_values_are_collapsed() -> None:
         "items[].id",
         f"{COLLAPSED_KEY}.nested",
     }
+
+
+def test_the_plain_key_cache_is_bounded_and_never_holds_a_collapsed_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: set[str] = set()
+    monkeypatch.setattr(trail, "_PLAIN_SEEN", seen)
+    payload = {f"field_{n}": n for n in range(trail._PLAIN_SEEN_LIMIT + 50)} | {PAN: 1, "a b": 2}
+    for _ in range(2):  # the second walk answers plain keys from the cache
+        paths = leaf_paths(payload)
+        assert "field_0" in paths and "field_4100" in paths
+        assert set(paths[COLLAPSED_KEY]) == {1, 2}
+    assert len(seen) == trail._PLAIN_SEEN_LIMIT
+    assert PAN not in seen and "a b" not in seen
 
 
 def test_one_count_per_shape_and_day_and_paths_once(client: FlaskClient, engine: Engine) -> None:
