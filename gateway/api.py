@@ -461,8 +461,9 @@ def _horizon() -> ColumnElement[bool] | None:
     if _store().dialect != "postgresql":
         # SQLite writers are serialised from BEGIN IMMEDIATE to commit: seq order is commit order.
         return None
-    # Store._event_slot takes xid and seq under one lock, so seq order is xid order: every
-    # event below the oldest running xid is final, and a running one can only get a higher seq.
+    # Store._insert_events_in_seq_order takes xid and seqs under one lock, so seq order is
+    # xid order: every event below the oldest running xid is final, and a running one can
+    # only get a higher seq.
     oldest_running: ColumnElement[int] = literal_column(
         "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
     )

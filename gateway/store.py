@@ -8,19 +8,24 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import ClientCursor
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
+    Integer,
     and_,
     bindparam,
     case,
+    cast,
     create_engine,
     event,
     func,
@@ -62,7 +67,14 @@ PG_WRITERS = 2
 EVENT_SEQ_LOCK = 0x70736576
 _LOCK_EVENT_SEQ = "SELECT pg_advisory_lock(%s)"
 _UNLOCK_EVENT_SEQ = "SELECT pg_advisory_unlock(%s)"
-# The inserting transaction's id, recorded with each event (gateway.api's change feed).
+# A batch's seqs, taken under the lock and kept in a transaction-local setting (as text,
+# comma-separated, in delivery order) for its event inserts, which run after the unlock.
+_CLAIM_EVENT_SEQS = (
+    "SELECT set_config('paysieve.event_seqs',"
+    " string_agg(nextval(pg_get_serial_sequence('events', 'seq'))::text, ',' ORDER BY n), true),"
+    " pg_current_xact_id() FROM generate_series(1, %s) AS n"
+)
+# The transaction's id, taken with the seqs, recorded with each event.
 _CURRENT_TXID = "pg_current_xact_id()::text::bigint"
 
 # When two events for one record carry the same timestamp (Stripe's are whole
@@ -196,6 +208,18 @@ class _WriterGate:
                 pause = min(pause * 2, 0.0005)
 
 
+def _end_transaction(driver: Any) -> None:
+    """Roll back what a failed batch left open on an autocommit PostgreSQL connection.
+
+    SQLAlchemy rolls back too, but this does not depend on its settings: the
+    connection must not go back to the pool inside a transaction.
+    """
+    if driver.info.transaction_status != TransactionStatus.IDLE:
+        # A broken connection cannot roll back; the pool discards it.
+        with suppress(psycopg.Error):
+            driver.rollback()
+
+
 @dataclass(slots=True, eq=False)
 class _Delivery:
     """One event's writes, sealed and bound before the write lock; its result after commit."""
@@ -217,9 +241,6 @@ class Store:
         self.cipher = cipher
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self._event_txid: dict[str, Any] = (
-            {"txid": literal_column(_CURRENT_TXID)} if self.dialect == "postgresql" else {}
-        )
         # Compiled once per statement shape: building and keying these expressions costs
         # more than running them (gateway.prepared).
         self._prepared = PreparedCache(engine.dialect)
@@ -348,6 +369,10 @@ class Store:
                 if pg:
                     cursor.execute("COMMIT")
                     cursor.results()
+            except BaseException:
+                if pg:
+                    _end_transaction(driver)
+                raise
             finally:
                 cursor.close()
         for delivery in fresh:
@@ -358,9 +383,9 @@ class Store:
         self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]
     ) -> list[int | None]:
         """Insert event rows in order; return each one's seq, or None for a redelivery."""
-        insert = self._event_insert(tuple(rows[0]))
         if self.dialect == "postgresql":
-            return self._insert_events_in_seq_order(conn, cursor, insert, rows)
+            return self._insert_events_in_seq_order(conn, cursor, rows)
+        insert = self._event_insert(tuple(rows[0]))
         # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
         seqs: list[int | None] = []
         for row in rows:
@@ -369,30 +394,31 @@ class Store:
         return seqs
 
     def _insert_events_in_seq_order(
-        self, conn: Connection, batch: StatementBatch, insert: Prepared, rows: list[dict[str, Any]]
+        self, conn: Connection, batch: StatementBatch, rows: list[dict[str, Any]]
     ) -> list[int | None]:
-        """Begin, and insert the events taking their seqs in transaction-id order (PostgreSQL).
+        """Begin, and insert the events with seqs in transaction-id order (PostgreSQL).
 
-        Each event row takes its seq (the column's sequence) and its transaction's id
-        under a lock held for these statements only, not until commit, so writers still
-        commit in parallel: seq order is then xid order, and the change feed can serve
-        every seq below the oldest running transaction without skipping one that commits
-        late (gateway.api). A seq a redelivery took stays unused, like any sequence value
-        a rolled-back insert took. An insert that meets a redelivery another writer has
-        not committed yet waits for that commit with the lock held; committing needs no
-        lock, so the wait ends. One round trip.
+        The batch's seqs and its transaction's id are taken together under a lock held
+        for that one statement (not until commit, so writers still commit in parallel):
+        seq order is then xid order, and the change feed can serve every seq below the
+        oldest running transaction without skipping one that commits late (gateway.api).
+        The inserts run after the unlock, so one waiting on a redelivery another writer
+        has not committed yet holds up no one else. A seq a redelivery took stays unused,
+        like any sequence value a rolled-back insert took. One round trip.
         """
+        insert = self._event_insert(("slot", *rows[0]))
+        batch.execute("BEGIN")
+        batch.execute(_LOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
+        batch.execute(_CLAIM_EVENT_SEQS, (len(rows),))
+        batch.execute(_UNLOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
+        insert.executemany(batch, [{"slot": n} | row for n, row in enumerate(rows, 1)])
         try:
-            batch.execute("BEGIN")
-            batch.execute(_LOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
-            insert.executemany(batch, rows)
-            batch.execute(_UNLOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
             results = batch.results()
         except BaseException:
-            # A session lock outlives a failed transaction: end the session to free it.
+            # Sent: a session lock outlives a failed transaction, so end the session.
             conn.invalidate()
             raise
-        return [found[0][0] if found else None for found in results[2:-1]]
+        return [found[0][0] if found else None for found in results[4:]]
 
     def _failure(self, exc: Exception) -> Exception:
         """Return what the delivery's request raises: 503 for storage errors."""
@@ -404,16 +430,26 @@ class Store:
         failure.__cause__ = exc
         return failure
 
+    def _event_values(self, columns: tuple[str, ...]) -> dict[str, Any]:
+        """Return an event insert's values: bound from the row, or claimed (PostgreSQL)."""
+        values: dict[str, Any] = {
+            name: bindparam(name, type_=events.c[name].type) for name in columns if name != "slot"
+        }
+        if "slot" in columns:
+            # The row's place in its batch picks its claimed seq (_insert_events_in_seq_order).
+            claimed = func.current_setting(literal_column("'paysieve.event_seqs'"))
+            place = bindparam("slot", type_=Integer)
+            values["seq"] = cast(func.split_part(claimed, literal_column("','"), place), BigInteger)
+            values["txid"] = literal_column(_CURRENT_TXID)
+        return values
+
     def _event_insert(self, columns: tuple[str, ...]) -> Prepared:
         """Return the event insert that does nothing on a redelivery, built once."""
         return self._prepared.get(
             ("event", columns),
             lambda: (
                 self._insert(events)
-                .values(
-                    {name: bindparam(name, type_=events.c[name].type) for name in columns}
-                    | self._event_txid
-                )
+                .values(self._event_values(columns))
                 .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
                 .returning(events.c.seq)
             ),

@@ -227,7 +227,10 @@ def test_a_failed_batch_leaves_no_transaction_or_lock_open_on_postgresql(
             )
         ).scalar_one()
         locks = conn.execute(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND"
+                " database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         ).scalar_one()
     assert (stuck, locks) == (0, 0)
     assert count(engine, events) == 0
@@ -236,3 +239,60 @@ def test_a_failed_batch_leaves_no_transaction_or_lock_open_on_postgresql(
     again = prepared_batch(store, ("evt_1", "ch_1"), ("evt_2", "ch_2"))
     store._write_batch(again)
     assert [d.status for d in again] == ["stored", "stored"]
+
+
+def test_a_redelivery_waiting_on_an_uncommitted_copy_holds_up_no_other_delivery(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time anyway")
+    store = Store(engine, make_cipher())
+
+    def deliver(event_id: str) -> str:
+        return store.apply(
+            provider="stripe",
+            account="default",
+            meta=EventMeta(id=event_id, type="charge.succeeded", occurred_at=T0),
+            records=[Record("transaction", {"id": f"ch_{event_id}", "status": "succeeded"})],
+            outcome="stored",
+            dropped_fields=0,
+        )
+
+    # Another transaction (an erasure, a second gateway) holds an uncommitted copy.
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(
+        events.insert().values(
+            provider="stripe",
+            account="default",
+            id="evt_race",
+            type="charge.succeeded",
+            occurred_at=T0,
+            received_at=T0,
+            outcome="stored",
+            dropped_fields=0,
+        )
+    )
+    answers: dict[str, str] = {}
+    waiting = threading.Thread(target=lambda: answers.update(race=deliver("evt_race")))
+    waiting.start()
+    try:
+        with engine.connect() as conn:
+            wait_for(
+                lambda: (
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        )
+                    ).scalar_one()
+                    == 1
+                )
+            )
+        # The waiting insert holds no lock other writers need: this one commits meanwhile.
+        assert deliver("evt_other") == "stored"
+    finally:
+        holder.rollback()
+        holder.close()
+        waiting.join()
+    assert answers == {"race": "stored"}
