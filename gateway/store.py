@@ -8,15 +8,13 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import ClientCursor
-from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -208,18 +206,6 @@ class _WriterGate:
                 pause = min(pause * 2, 0.0005)
 
 
-def _end_transaction(driver: Any) -> None:
-    """Roll back what a failed batch left open on an autocommit PostgreSQL connection.
-
-    SQLAlchemy rolls back too, but this does not depend on its settings: the
-    connection must not go back to the pool inside a transaction.
-    """
-    if driver.info.transaction_status != TransactionStatus.IDLE:
-        # A broken connection cannot roll back; the pool discards it.
-        with suppress(psycopg.Error):
-            driver.rollback()
-
-
 @dataclass(slots=True, eq=False)
 class _Delivery:
     """One event's writes, sealed and bound before the write lock; its result after commit."""
@@ -352,7 +338,11 @@ class Store:
             assert driver is not None  # noqa: S101 - a checked-out connection has one
             cursor = StatementBatch(ClientCursor(driver)) if pg else driver.cursor()
             try:
-                seqs = self._insert_events(conn, cursor, [d.event for d in batch])
+                rows = [d.event for d in batch]
+                if pg:
+                    seqs = self._insert_events_in_seq_order(conn, cursor, rows)
+                else:
+                    seqs = self._insert_events(cursor, rows)
                 for delivery, inserted in zip(batch, seqs, strict=True):
                     if inserted is None:
                         delivery.status = "duplicate"
@@ -369,24 +359,18 @@ class Store:
                 if pg:
                     cursor.execute("COMMIT")
                     cursor.results()
-            except BaseException:
-                if pg:
-                    _end_transaction(driver)
-                raise
             finally:
                 cursor.close()
         for delivery in fresh:
             if delivery.trail is not None:
                 delivery.trail.committed()
 
-    def _insert_events(
-        self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]
-    ) -> list[int | None]:
-        """Insert event rows in order; return each one's seq, or None for a redelivery."""
-        if self.dialect == "postgresql":
-            return self._insert_events_in_seq_order(conn, cursor, rows)
+    def _insert_events(self, cursor: Any, rows: list[dict[str, Any]]) -> list[int | None]:
+        """Insert event rows in order (SQLite); return each one's seq, or None for a redelivery.
+
+        SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
+        """
         insert = self._event_insert(tuple(rows[0]))
-        # SQLite writers hold the write lock from BEGIN IMMEDIATE: seq order is commit order.
         seqs: list[int | None] = []
         for row in rows:
             found = insert.execute(cursor, row).fetchone()
