@@ -1,15 +1,25 @@
 """Last line of defence before storage: drop anything that looks like card data.
 
 The guard scans every value about to be stored (``check``), every dropped
-field path (``check_paths``) and every log message (``redact``) for:
+field path (``check_paths``), every value bound into the database or served by
+the API (``card_data_reason``), every stored value the auditors' scan reads and
+every log line (``redact``) for:
 
 Card numbers (reason ``"pan"``)
-    A candidate is a run of at least 12 digits in which single separators
-    (space, dash or dot) may sit between digits, anywhere in the text
-    (``"x4242424242424242y"`` counts). Unicode decimal digits count as digits.
-    Every contiguous window of 12-19 digits inside a run is tried, so a PAN
-    glued to other digits is still found. A window is a PAN when it is
-    Luhn-valid and its leading digits and length fit a card brand:
+    A candidate is a run of at least 12 digits in which any number of separator
+    characters may sit between any two neighbouring digits, anywhere in
+    the text (``"x4242424242424242y"`` counts). Unicode decimal digits count as
+    digits. A separator character is anything that is not a letter or a digit
+    (``str.isalnum`` is false): space, tab, newline, NBSP and every other Unicode
+    space, ``-`` and every Unicode dash, ``.``, ``_``, ``:``, ``/``, ``\\``,
+    ``|``, ``,``, ``+``, ``=``, brackets, quotes, zero-width and combining
+    characters, and so on, alone or repeated (``"3782--822463--10005"``,
+    ``"4111 / 1111 / 1111 / 1111"``, ``"4111____1111____1111____1111"``). Only a
+    letter ends the run: a card number spelled out between letters is an
+    encoding no digit-run detector can read, while separators, however many,
+    are how card numbers are written. Every contiguous window of 12-19 digits inside
+    a run is tried, so a PAN glued to other digits is still found. A window is a
+    PAN when it is Luhn-valid and its leading digits and length fit a card brand:
 
     ==========  =================================================  ===========
     Brand       IIN prefixes                                       Lengths
@@ -25,9 +35,33 @@ Card numbers (reason ``"pan"``)
     Maestro     50, 56-69                                          12-19
     ==========  =================================================  ===========
 
-    The brand filter keeps timestamps, phone numbers with a country code and
-    long numeric references mostly clear; it cannot clear them all, since
-    Maestro alone accepts any Luhn-valid 12-19 digits starting 56-69.
+    One shape of run is not a candidate: a run that is, as a whole, one
+    ISO 8601 / RFC 3339 date-time of the years 1900-2199, with a valid month,
+    day, hour, minute and second, at most nine fraction digits (``.`` or ``,``)
+    and an optional ``±HH:MM`` or ``±HHMM`` offset. With a space between date
+    and time the run is the whole date-time (``2026-12-04 13:23:06.123456+00:00``,
+    a log's ``2026-12-04 13:23:06,123``); with ``T`` it is the time after a
+    valid date (``2026-12-04T13:23:06.123456+00:00``). Without the exemption
+    about one in eight such times with an offset, and more than half of the
+    date-times SQLite stores (``2026-12-04 13:23:06.123456``), would be card
+    numbers by chance. The exemption is narrow: a
+    digit separated from the date-time by separators alone makes the whole
+    run a candidate again, and a card number can only hide in one if its own
+    digits happen to spell a valid date and time.
+
+    One shape of whole value is scanned in two parts: a PayPal webhook event id,
+    ``WH-`` and two groups of 15-20 upper-case letters and digits joined by one
+    ``-`` (``WH-2WR32451HC0233532-67976317FL4543714``). PayPal's groups end and start
+    with runs of up to eight digits, so the join reads as one 12-19 digit run and
+    about one real event id in twenty would pass Luhn and the brand filter. Each
+    group is scanned on its own: a card number inside a group is found, one split
+    by the join between two groups of this exact shape is not.
+
+    The brand filter keeps Unix timestamps, phone numbers with a country code
+    and long numeric references mostly clear; it cannot clear them all, since
+    Maestro alone accepts any Luhn-valid 12-19 digits starting 56-69. Random
+    hex (digests, UUIDs) holds such runs by chance: columns of digests are
+    checked for their shape instead (gateway.db, gateway.audit.scan).
 
 Track data (reason ``"track"``)
     Track 1 ``%B<PAN>^<NAME>^<YYMM>`` (the ``%`` optional) and track 2
@@ -90,8 +124,23 @@ _IIN_FIRST_DIGITS: Final = frozenset(lo[0] for _, lo, _, _ in _IIN_RANGES)
 # Luhn: the value a digit contributes when it sits in a doubled position.
 _DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
-# A run of 12+ digits with at most one separator between neighbours.
-_RUN: Final = re.compile(r"\d(?:[ .-]?\d){11,}")
+# A separator: anything but a letter or a digit (``[\W_]`` is exactly ``not str.isalnum``).
+_SEP: Final = r"[\W_]"
+# A candidate: 12+ digits with any separators between neighbours. Greedy from the
+# leftmost digit, so every match is a whole run; possessive, since a separator is never
+# a digit and giving any back cannot help.
+_RUN: Final = re.compile(rf"\d(?:{_SEP}*+\d){{11,}}+")
+# A run that is one date-time is exempt (see the module docstring). The year is kept to
+# 1900-2199, so no exempt run starts with a brand prefix. The run starts at the date
+# (space between date and time) or right after "<date>T" (the T ends the date's run).
+_DATE: Final = r"(?:19|20|21)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_DATETIME_RUN: Final = re.compile(
+    rf"(?:{_DATE} |(?<={_DATE}[Tt]))"
+    r"(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:[.,]\d{1,9})?)?"
+    r"(?:[+-](?:[01]\d|2[0-3]):?[0-5]\d)?"
+)
+# A PayPal webhook event id, whose two groups are scanned apart (see the module docstring).
+_PAYPAL_EVENT_ID: Final = re.compile(r"WH-([0-9A-Z]{15,20})-([0-9A-Z]{15,20})")
 _DIGIT: Final = re.compile(r"\d")
 _YYMM: Final = r"\d\d(?:0[1-9]|1[0-2])"
 # The tails (service code, discretionary data, end sentinel) only widen what
@@ -171,9 +220,17 @@ def is_sensitive_key(name: str) -> bool:
 
 def scan_text(text: str) -> str | None:
     """Return "track" or "pan" for the card data text holds, or None."""
-    # Both kinds need 12 consecutive digits, so short strings and strings
-    # without a long run (ids, dates, amounts) leave here.
-    if len(text) < _MIN_PAN or _RUN.search(text) is None:
+    # Both kinds need 12 digits in one run, so short strings and strings without
+    # a long run (ids, amounts, most timestamps) leave after one search.
+    if len(text) < _MIN_PAN:
+        return None
+    groups = _PAYPAL_EVENT_ID.fullmatch(text)
+    if groups is not None:
+        return scan_text(groups[1]) or scan_text(groups[2])
+    first = _RUN.search(text)
+    if first is None:
+        return None
+    if _is_datetime(text, first) and next(_candidates(text, first.end()), None) is None:
         return None
     if contains_track_data(text):
         return TRACK
@@ -221,6 +278,15 @@ def redact(text: str) -> str:
     return _replace_spans(text, _pan_spans(text))
 
 
+def card_data_reason(value: object) -> str | None:
+    """Return "track" or "pan" for the card data a value to bind or serve holds, or None.
+
+    The one check of the storage boundary (gateway.db's column types) and of every
+    value the API serves: strings, integers (not booleans) and containers, recursively.
+    """
+    return _scan_value(value)
+
+
 def _scan_value(value: object) -> str | None:
     """Return the card-data reason for a stored value, looking inside containers."""
     if isinstance(value, str):
@@ -248,11 +314,23 @@ def _scan_all(values: Iterable[object]) -> str | None:
 
 def _pan_spans(text: str) -> Iterator[tuple[int, int]]:
     """Yield the character span of every PAN window in text."""
-    for run in _RUN.finditer(text):
+    for run in _candidates(text):
         positions = [digit.start() for digit in _DIGIT.finditer(text, run.start(), run.end())]
         digits = _ascii_digits("".join(text[index] for index in positions))
         for start, end in _pan_windows(digits):
             yield positions[start], positions[end - 1] + 1
+
+
+def _candidates(text: str, pos: int = 0) -> Iterator[re.Match[str]]:
+    """Yield every digit run of text from pos that may hold a PAN: 12+ digits, not a date-time."""
+    for run in _RUN.finditer(text, pos):
+        if not _is_datetime(text, run):
+            yield run
+
+
+def _is_datetime(text: str, run: re.Match[str]) -> bool:
+    """Return whether a digit run is, as a whole, one date-time."""
+    return _DATETIME_RUN.fullmatch(text, run.start(), run.end()) is not None
 
 
 def _pan_windows(digits: str) -> Iterator[tuple[int, int]]:

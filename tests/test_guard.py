@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import guard
 from gateway.guard import (
     GuardHit,
+    card_data_reason,
     check,
     check_paths,
     contains_pan,
@@ -106,6 +108,11 @@ SHAPES = [
 ]
 
 
+def alnum_only(text: str) -> str:
+    """Return text without its separators: what a reader of the digits sees."""
+    return "".join(char for char in text if char.isalnum())
+
+
 @pytest.mark.parametrize("card", CARDS)
 def test_pan_found(card: str) -> None:
     # Shapes loop inside one case per card: 340 separate cases cost more than the checks.
@@ -118,8 +125,96 @@ def test_pan_found(card: str) -> None:
         )
         assert contains_pan(text), shape
         assert scan_text(text) == "pan", shape
-        unseparated = redact(text).replace(" ", "").replace("-", "").replace(".", "")
-        assert card[-8:] not in unseparated, shape
+        assert card[-8:] not in alnum_only(redact(text)), shape
+
+
+# Anything that is not a letter or digit separates digits, alone or repeated.
+SEPARATORS = [
+    "_",
+    ":",
+    "/",
+    "|",
+    "\\",
+    ",",
+    "+",
+    "*",
+    "#",
+    "=",
+    "~",
+    "'",
+    "\t",
+    "\n",
+    "\r\n",
+    "\u00a0",  # no-break space
+    "\u2009",  # thin space
+    "\u202f",  # narrow no-break space
+    "\u3000",  # ideographic space
+    "\u200b",  # zero-width space
+    "\u00ad",  # soft hyphen
+    "\u2010",  # hyphen
+    "\u2013",  # en dash
+    "\u2014",  # em dash
+    "\u2212",  # minus sign
+    "\uff0d",  # full-width hyphen-minus
+    "\u30fb",  # katakana middle dot
+    "\u0301",  # combining acute accent
+    "--",
+    "__",
+    "  ",
+    " / ",
+    " - ",
+    "._.",
+    "\u00a0-\u00a0",
+]
+
+
+@pytest.mark.parametrize("sep", SEPARATORS, ids=ascii)
+def test_pan_found_with_any_separator(sep: str) -> None:
+    for card in CARDS:
+        for text in (spaced(card, sep), f"evt_{spaced(card, sep)}", f"x{spaced(card, sep)}y"):
+            assert scan_text(text) == "pan", card
+            assert card_data_reason(text) == "pan", card
+            redacted = redact(text)
+            assert card[-8:] not in alnum_only(redacted), card
+            assert "[REDACTED]" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4000_0566_5566_5556",
+        "5555:5555:5555:4444",
+        "3782--822463--10005",
+        "4111/1111/1111/1111",
+        "4111|1111|1111|1111",
+        "4242  4242  4242  4242",
+        "4242\\4242\\4242\\4242",
+        "4242, 4242, 4242, 4242",
+        "4242 - 4242 - 4242 - 4242",
+        "(4242) [4242] {4242} <4242>",
+        "4-2-4-2-4-2-4-2-4-2-4-2-4-2-4-2",
+        "charge.4000_0566_5566_5556",
+        "ch_4111/1111/1111/1111x",
+        "４２４２＿４２４２＿４２４２＿４２４２",  # full-width digits and low line
+    ],
+)
+def test_attacker_separators_are_found(text: str) -> None:
+    assert contains_pan(text)
+    assert scan_text(text) == "pan"
+    assert card_data_reason(text) == "pan"
+    assert redact(text).count("[REDACTED]") == 1
+    assert not any(char.isdigit() for char in redact(text))
+
+
+def test_any_run_of_separators_joins_digits_and_only_a_letter_ends_the_run() -> None:
+    assert scan_text("4242---4242---4242---4242") == "pan"
+    assert scan_text("4242----4242----4242----4242") == "pan"
+    assert scan_text("4111____1111____1111____1111") == "pan"
+    assert scan_text("4111-_.:1111-_.:1111-_.:1111") == "pan"
+    assert scan_text("____".join("4111111111111111")) == "pan"
+    assert scan_text("4111" + " " * 40 + "111111111111") == "pan"
+    assert scan_text("4242 a 4242 b 4242 c 4242") is None
+    assert scan_text("4242x4242y4242z4242") is None
 
 
 @pytest.mark.parametrize(
@@ -154,8 +249,7 @@ NEAR_MISSES = [
     "ch_3MmlLrLkdIwHu7ix0snN0B15",
     "pi_3MtwBwLkdIwHu7ix28a3tqPa",
     "order_1700000000_42",
-    "4242  4242  4242  4242",  # two separators in a row break the run
-    "4242/4242/4242/4242",  # slash is not a card separator
+    "4242 / 4242 a 4242 / 4242",  # a letter breaks the run
     padded("4", 15),  # Visa prefix, Visa never has 15 digits
     padded("4", 12),
     padded("37", 16),  # Amex prefix, Amex is always 15
@@ -215,7 +309,9 @@ def test_track_data_found(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (";4242424242424241=2512101?", None),  # Luhn-invalid PAN
+        (";4242424242424248=2512101?", None),  # Luhn-invalid PAN
+        # "=" separates digits too, and a window across it ("2424242424242412") is a PAN.
+        (";4242424242424241=2512101?", "pan"),
         ("%B4242424242424241^DOE/JOHN^2512101?", None),
         ("4242424242424242=2513101", "pan"),  # month 13: a PAN, but not track data
         ("%B4242424242424242^^2512101?", "pan"),  # no name field
@@ -394,7 +490,9 @@ def test_check_reports_every_hit_in_a_record() -> None:
         ("metadata.4242424242424242", GuardHit("metadata.[pan]", "pan")),
         ("metadata.card.4242-4242-4242-4242.x", GuardHit("metadata.card.[pan].x", "pan")),
         ("notes.x378282246310005y", GuardHit("notes.x[pan]y", "pan")),
-        ("metadata.;4242424242424242=2512101?", GuardHit("metadata.;[pan]=2512101?", "track")),
+        ("metadata.;4242424242424242=2512101?", GuardHit("metadata.;[pan]?", "track")),
+        ("metadata.4000_0566_5566_5556", GuardHit("metadata.[pan]", "pan")),
+        ("udf.5555:5555:5555:4444.note", GuardHit("udf.[pan].note", "pan")),
     ],
 )
 def test_check_paths_reports_redacted_path(path: str, expected: GuardHit) -> None:
@@ -420,6 +518,13 @@ def test_check_paths_skips_clean_paths() -> None:
         ("x%B4242424242424242^DOE/JOHN^2512101000? y", "x[REDACTED] y"),
         ("track ;4242424242424242=25121010000? z", "track [REDACTED] z"),
         ("ts=1700000000000 amount=100000 id=ch_3MmlLrLkdIwHu7ix0snN0B15", None),
+        ("id=evt_4000_0566_5566_5556 ok", "id=evt_[REDACTED] ok"),
+        ("a 5555:5555:5555:4444 b 3782--822463--10005 c", "a [REDACTED] b [REDACTED] c"),
+        ("path /4111/1111/1111/1111/ end", "path /[REDACTED]/ end"),
+        (
+            "at 2026-12-04 13:23:06,123 card 4111|1111|1111|1111",
+            "at 2026-12-04 13:23:06,123 card [REDACTED]",
+        ),
         ("", None),
     ],
 )
@@ -484,3 +589,141 @@ def test_redact_leaves_nothing_to_find(prefix: str, card: str, suffix: str) -> N
     redacted = redact(text)
     assert not contains_pan(redacted)
     assert not contains_track_data(redacted)
+
+
+# Timestamps in every shape the gateway stores, serves or logs. Each is a card number by
+# chance once its date-time shape is broken (test_timestamps_are_exempt_only_whole).
+TIMESTAMPS = [
+    "2026-06-10T18:29:32.127543+00:00",  # RFC 3339 with an offset
+    "2026-01-20T16:01:47.824208+00:00",
+    "2026-08-26 08:02:24.493048",  # as SQLite stores it
+    "2026-06-20 06:42:05.482842",
+    "2026-04-08 23:34:40.567183+00:00",  # str(datetime)
+    "2026-08-13 09:31:11.983577+00:00",
+    "2026-01-21 04:51:00,451",  # a log's asctime
+    "2026-08-15 16:20:50,940",
+    "2026-02-24T10:56:41.446603+05:30",
+    "2026-06-20T21:34:26.589590+05:30",
+    "2026-08-08T20:10:29.724836-0800",
+    "2026-08-21T02:49:32.989888-0800",
+    "2026-08-17T03:15:29.840696123+00:00",  # nanoseconds
+    "2026-02-11T23:08:48.611723123+00:00",
+]
+
+
+@pytest.mark.parametrize("stamp", TIMESTAMPS)
+def test_timestamps_are_exempt_only_whole(stamp: str) -> None:
+    assert scan_text(stamp) is None
+    assert card_data_reason(stamp) is None
+    assert redact(stamp) == stamp
+    # The same digits in another shape are a candidate, and so is a run that carries a
+    # date-time and more digits: the exemption never hides a neighbour.
+    assert scan_text(stamp.replace(":", "/").replace("T", " ")) == "pan"
+    glued = f"{stamp}_4000_0566_5566_5556"
+    assert scan_text(glued) == "pan"
+    assert "5566" not in redact(glued)
+
+
+# Values the storage boundary binds and the API serves, as providers and the gateway
+# write them: none may be refused.
+REALISTIC = [
+    "ch_3MmlLrLkdIwHu7ix0snN0B15",  # Stripe
+    "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+    "evt_1NG8Du2eZvKYlo2CUI79vXWy",
+    "cus_NffrFeUfNV2Hib",
+    "pm_1MqLiJLkdIwHu7ixUEgbFdYF",
+    "in_1MtHbELkdIwHu7ixl4OzzPMv",
+    "8PT597110X687430LKGECATA",  # PayPal
+    "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
+    "b2b3a8c0-9b1f-11ee-8c90-0242ac120002",
+    "PAYMENT.CAPTURE.COMPLETED",
+    "pay_29QQoUBi66xm2f",  # Razorpay
+    "order_DBJOWzybf0sJbb",
+    "sub_00000000000001",
+    "payment.captured",
+    "charge.succeeded",
+    "customer.subscription.updated",
+    "2026-12-04T13:23:06.123456Z",  # served timestamps
+    "2026-12-04T13:23:06.123456+00:00",
+    "2026-12-04T13:23:06Z",
+    "2026-12-04",
+    "/v1/customers/<provider>/<customer>",  # route templates
+    "/webhooks/<provider>/<endpoint>",
+    "/v1/transactions/<provider>/<id>",
+    "psk_1a2b3c4d5e6f",  # API key prefix
+    "records:read",
+    "100000",
+    "1,234,567.89",
+    "1700000000",
+    "1700000000000",
+    "order_1700000000_42",
+    "+91 98765 43210",
+    "+44 20 7946 0958",
+    "192.168.100.200:8080",
+]
+
+
+@pytest.mark.parametrize("value", REALISTIC)
+def test_realistic_values_are_clear(value: str) -> None:
+    assert scan_text(value) is None
+    assert card_data_reason(value) is None
+    assert redact(value) == value
+    # Clear because it holds no card number, not because the detector is blind around it.
+    planted = f"{value}_4111/1111/1111/1111"
+    assert scan_text(planted) == "pan"
+    assert redact(planted).endswith("[REDACTED]")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("4000_0566_5566_5556", "pan"),
+        (4000056655665556, "pan"),
+        (-4000056655665556, "pan"),
+        (["ok", "5555:5555:5555:4444"], "pan"),
+        (("ok", {"k": "3782--822463--10005"}), "pan"),
+        ({"4111|1111|1111|1111": "key"}, "pan"),
+        (";4111111111111111=2512101?", "track"),
+        ("ch_3MmlLrLkdIwHu7ix0snN0B15", None),
+        (1700000000000, None),
+        (True, None),
+        (None, None),
+        (12.5, None),
+        ("", None),
+    ],
+)
+def test_card_data_reason(value: object, expected: str | None) -> None:
+    assert card_data_reason(value) == expected
+
+
+# PayPal's own example event ids: their groups join into 15-digit runs, one Luhn-valid.
+PAYPAL_EVENT_IDS = (
+    "WH-2WR32451HC0233532-67976317FL4543714",
+    "WH-0JD87562XN25889-1PW58473VJ6644317",
+    "WH-1KN88882SX3393624-5KL56837LL2466420",
+    "WH-7Y7254563A4550640-11V2185806837105M",
+    "WH-9RT5550331H6023410-4HA8125X1K5536627",
+)
+
+
+@pytest.mark.parametrize("event_id", PAYPAL_EVENT_IDS)
+def test_paypal_event_ids_are_not_card_numbers(event_id: str) -> None:
+    assert guard.scan_text(event_id) is None
+    assert guard.card_data_reason(event_id) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Inside one group.
+        "WH-4111111111111111A-67976317FL4543714",
+        "WH-2WR32451HC0233532-5555555555554444A",
+        # Not PayPal's shape: the whole value is scanned, join and all.
+        "WH-4111111111111111",
+        "WH-2WR32451HC0233532-67976317FL4543714x",
+        "wh-2wr32451hc0233532-67976317fl4543714",
+        "evt_2WR32451HC0233532-67976317FL4543714",
+    ],
+)
+def test_card_numbers_near_the_paypal_id_shape_are_found(value: str) -> None:
+    assert guard.scan_text(value) == guard.PAN

@@ -41,7 +41,9 @@ _SMALLEST_PAN: Final = 10**11
 # finds (removing separators can only join digit runs), so every value of a row it
 # flags is then scanned alone with the guard; most rows never get that far.
 _JOIN: Final = "\x00"
-_NO_SEPARATORS: Final = str.maketrans("", "", " .-")
+# Every character guard.scan_text lets stand between two digits of a card number
+# (anything but a letter or a digit), except the joint itself.
+_SEPARATORS: Final = re.compile(r"[^\w\x00]|_")
 _MAY_HOLD_CARD_DATA: Final = re.compile(r"\d{12}").search
 
 Progress = Callable[[int], None]
@@ -245,7 +247,7 @@ def _screen(rows: Sequence[Any], columns: Sequence[int]) -> str:
             text = _text(value)
             if text is not None:
                 texts.append(text)
-    return _JOIN.join(texts).translate(_NO_SEPARATORS)
+    return _SEPARATORS.sub("", _JOIN.join(texts))
 
 
 def _scan_value(

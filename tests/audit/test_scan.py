@@ -8,7 +8,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, column, select, table, text, update
 
 from gateway.audit import allowlist, scan
 from gateway.audit.report import render_text
@@ -18,6 +18,12 @@ from tests.conftest import sample, signed_post
 
 PAN = "4000 0566 5566 5556"
 PAN_DIGITS = PAN.replace(" ", "")
+
+
+def plant(conn: Any, pk: int, name: str, value: object) -> None:
+    """Write a value behind the gateway's back: untyped columns skip the storage boundary."""
+    raw = table("transactions", column("pk"), column(name))
+    conn.execute(update(raw).where(raw.c.pk == pk).values({name: value}))
 
 
 @pytest.fixture
@@ -47,9 +53,7 @@ def test_pan_planted_by_hand_is_found_without_printing_it(
 ) -> None:
     with stored.begin() as conn:
         pk = conn.execute(select(transactions.c.pk).limit(1)).scalar_one()
-        conn.execute(
-            update(transactions).where(transactions.c.pk == pk).values(provider_status=PAN)
-        )
+        plant(conn, pk, "provider_status", PAN)
     result = scan.scan(stored, allowlist.load(), batch_size=100)
     assert [(f.kind, f.table, f.column, f.row) for f in result.findings] == [
         ("pan", "transactions", "provider_status", str(pk))
@@ -67,14 +71,8 @@ def test_pan_planted_by_hand_is_found_without_printing_it(
 def test_track_data_and_numeric_pan_are_found(stored: Engine) -> None:
     with stored.begin() as conn:
         first, second = conn.execute(select(transactions.c.pk).limit(2)).scalars().all()[:2]
-        conn.execute(
-            update(transactions)
-            .where(transactions.c.pk == first)
-            .values(provider_status=";4111111111111111=2512101")
-        )
-        conn.execute(
-            update(transactions).where(transactions.c.pk == second).values(amount=4111111111111111)
-        )
+        plant(conn, first, "provider_status", ";4111111111111111=2512101")
+        plant(conn, second, "amount", 4111111111111111)
     kinds = {(f.kind, f.column) for f in scan.scan(stored, allowlist.load()).findings}
     assert kinds == {("track", "provider_status"), ("pan", "amount")}
 
@@ -107,3 +105,18 @@ def test_batches_cover_every_row(stored: Engine) -> None:
     # alembic_version has one row.
     assert result.rows == total + 1
     assert "no findings" in render_text(result)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["4000_0566_5566_5556", "5555:5555:5555:4444", "3782--822463--10005", "4111|1111/1111\\1111"],
+)
+def test_scan_reads_through_every_separator_the_gateway_refuses(
+    stored: Engine, written: str
+) -> None:
+    # What the storage boundary would refuse, the scan finds when it got in another way.
+    with stored.begin() as conn:
+        pk = conn.execute(select(transactions.c.pk).limit(1)).scalar_one()
+        plant(conn, pk, "provider_status", written)
+    findings = scan.scan(stored, allowlist.load()).findings
+    assert [(f.kind, f.column, f.row) for f in findings] == [("pan", "provider_status", str(pk))]
