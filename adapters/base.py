@@ -126,8 +126,15 @@ class Adapter(ABC):
     """One provider: how its deliveries verify, parse and sanitise."""
 
     name: ClassVar[str]
+    # Every key name the provider documents in the payloads it sends: the only names the
+    # minimisation trail stores (any other becomes a placeholder). Empty: none is stored.
+    vocabulary: ClassVar[frozenset[str]] = frozenset()
     # The settings attribute that enables the provider for an endpoint.
     signature_header: ClassVar[str]
+    # The header naming one signed transmission, for a provider whose signature does not
+    # bind the body's bytes in full (PayPal signs a CRC32 of the body, which can be forged):
+    # the gateway never admits two different bodies under one transmission id.
+    transmission_header: ClassVar[str | None] = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

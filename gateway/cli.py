@@ -11,7 +11,7 @@ import orjson
 import requests
 
 from gateway import devconfig, migrate, privacy_cli
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import DEV_CONFIG_PATH, Settings, load_settings
 from gateway.store import make_engine
 
@@ -29,7 +29,18 @@ def _ensure_dev_config() -> None:
         click.echo(done)
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group: a refusal from the gateway is one line on stderr, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GatewayError as exc:
+            # The messages never quote the refused value (CardDataRefused and the rest).
+            raise click.ClickException(exc.message) from None
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="paysieve")
 def main() -> None:
     """Verify payment webhooks, keep an audited allowlist of fields, store nothing else."""
@@ -49,8 +60,18 @@ def serve(host: str, port: int) -> None:
     _check_schema(settings)
     click.echo(f"Listening on http://{host}:{port}  (POST /webhooks/<provider>)")
     click.echo("Try it from another terminal: paysieve simulate stripe charge.succeeded")
+    from gateway.http import DevRequestHandler
+
     app = create_app()
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # The handler logs route templates, never paths or query strings (an ?api_key= would
+    # otherwise be in the log), and answers malformed HTTP with JSON.
+    app.run(
+        host=host,
+        port=port,
+        threaded=True,
+        use_reloader=False,
+        request_handler=DevRequestHandler,
+    )
 
 
 def _check_schema(settings: Settings) -> None:

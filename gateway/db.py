@@ -24,6 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from gateway import guard
+from gateway.errors import CardDataRefused
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,29 +63,94 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
+# The storage boundary. Every text and number column below is one of these types, so
+# every value bound into any INSERT or UPDATE, through SQLAlchemy or a prepared
+# statement (gateway.prepared uses the same type processors), passes the card-number
+# detector first; a hit refuses the statement and so the whole transaction. Digest
+# columns hold only hex digests the gateway computes, and are held to that shape instead.
+_REFUSED = "a value to be stored looks like card data; nothing was stored"
+
+
+def _refuse_card_data(value: Any) -> Any:
+    if value is not None and guard.card_data_reason(value) is not None:
+        raise CardDataRefused(_REFUSED)
+    return value
+
+
+class Text(TypeDecorator[str]):
+    """Text that is stored only once the card-number detector has passed it."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return _refuse_card_data(value)  # type: ignore[no-any-return]
+
+
+class Number(TypeDecorator[int]):
+    """An integer that is stored only once the card-number detector has passed it."""
+
+    impl: Any = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        return _refuse_card_data(value)  # type: ignore[no-any-return]
+
+
+class SmallNumber(Number):
+    """A small integer held to the same check."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+
+class Count(Number):
+    """A count held to the same check."""
+
+    impl = Integer
+    cache_ok = True
+
+
+class HexDigest(TypeDecorator[str]):
+    """A lower-case hex digest of a fixed length: a value the gateway computed, nothing else."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        length = self.impl_instance.length  # type: ignore[attr-defined]
+        if len(value) != length or value.strip("0123456789abcdef"):
+            raise ValueError("only a hex digest of the column's length is stored here")
+        return value
+
+
 def _ref(name: str, **kwargs: Any) -> Column[Any]:
     """Return a provider id/reference column."""
-    return Column(name, String(128), nullable=True, **kwargs)
+    return Column(name, Text(128), nullable=True, **kwargs)
 
 
 def _sealed(name: str, *, nullable: bool = True) -> list[Column[Any]]:
     """Return a column sealed with AES-GCM (gateway.crypto) and its blind index column."""
     return [
         # v1.<kid>.<base64url(nonce, ciphertext, tag)> of an id of up to 128 characters.
-        Column(name, String(256), nullable=nullable),
+        # The plaintext passed the detector when it was sealed (gateway.crypto); the
+        # envelope passes it again here, so a value written without sealing is checked too.
+        Column(name, Text(256), nullable=nullable),
         # HMAC-SHA256 (own key) truncated to 128 bits, hex: equality lookups and joins.
-        Column(f"{name}_bidx", String(32), nullable=True),
+        Column(f"{name}_bidx", HexDigest(32), nullable=True),
     ]
 
 
 def _record_columns() -> list[Column[Any]]:
     """Return the bookkeeping columns every record table carries."""
     return [
-        Column("provider", String(16), nullable=False),
-        Column("account", String(64), nullable=False),
+        Column("provider", Text(16), nullable=False),
+        Column("account", Text(64), nullable=False),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),
-        Column("last_event_id", String(128), nullable=False),
+        Column("last_event_id", Text(128), nullable=False),
         # When the provider says the last applied event happened; orders deliveries.
         Column("last_event_at", UTCDateTime(), nullable=False),
     ]
@@ -92,18 +160,29 @@ events = Table(
     "events",
     metadata,
     Column("seq", Serial, primary_key=True, autoincrement=True),
-    Column("provider", String(16), nullable=False),
-    Column("account", String(64), nullable=False),
-    Column("id", String(128), nullable=False),
-    Column("type", String(128), nullable=False),
+    Column("provider", Text(16), nullable=False),
+    Column("account", Text(64), nullable=False),
+    Column("id", Text(128), nullable=False),
+    Column("type", Text(128), nullable=False),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
-    Column("outcome", String(16), nullable=False),
-    Column("dropped_fields", Integer, nullable=False, default=0),
+    Column("outcome", Text(16), nullable=False),
+    Column("dropped_fields", Count(), nullable=False, default=0),
     # PostgreSQL: the id of the transaction that wrote the row (pg_current_xact_id), so the
     # change feed can hold back rows a still-running transaction could precede. NULL on SQLite.
+    # Generated by the database, like the serial keys: the only numbers not checked.
     Column("txid", BigInteger, nullable=True),
+    # SHA-256 (hex) of the raw body as received: an identical signed body is the same
+    # event whatever id an unsigned header gives it (Razorpay's event id is not signed).
+    Column("body_digest", HexDigest(64), nullable=True),
+    # SHA-256 (hex) of the provider's id for one signed transmission (PayPal's
+    # PAYPAL-TRANSMISSION-ID, a UUID), so the same signed headers never admit two
+    # different bodies. A digest, not the header: only equality is needed, and a random
+    # UUID holds a Luhn-valid run of digits often enough to be refused as card data.
+    Column("transmission_digest", HexDigest(64), nullable=True),
     UniqueConstraint("provider", "account", "id"),
+    UniqueConstraint("provider", "account", "body_digest"),
+    UniqueConstraint("provider", "account", "transmission_digest"),
     Index(None, "received_at"),
     # Never reuse a seq on SQLite, even after the newest event is purged or erased:
     # a change-feed consumer polling after=<seq> would miss the new one.
@@ -119,11 +198,11 @@ event_objects = Table(
         ForeignKey("events.seq", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("record_type", String(32), nullable=False),
+    Column("record_type", Text(32), nullable=False),
     # A payment method's token is sealed here too (gateway.crypto); other ids are in clear.
-    Column("object_id", String(256), nullable=False),
+    Column("object_id", Text(256), nullable=False),
     # The token's blind index, so erasure can find the change-feed rows naming it.
-    Column("object_bidx", String(32), nullable=True),
+    Column("object_bidx", HexDigest(32), nullable=True),
     PrimaryKeyConstraint("event_seq", "record_type", "object_id"),
 )
 
@@ -132,12 +211,12 @@ transactions = Table(
     metadata,
     Column("pk", Serial, primary_key=True, autoincrement=True),
     *_record_columns(),
-    Column("id", String(128), nullable=False),
-    Column("kind", String(16), nullable=True),
-    Column("status", String(32), nullable=True),
-    Column("provider_status", String(64), nullable=True),
-    Column("amount", BigInteger, nullable=True),
-    Column("currency", String(3), nullable=True),
+    Column("id", Text(128), nullable=False),
+    Column("kind", Text(16), nullable=True),
+    Column("status", Text(32), nullable=True),
+    Column("provider_status", Text(64), nullable=True),
+    Column("amount", Number(), nullable=True),
+    Column("currency", Text(3), nullable=True),
     *_sealed("customer"),
     _ref("payment_intent"),
     _ref("charge"),
@@ -160,11 +239,11 @@ payment_methods = Table(
     *_record_columns(),
     *_sealed("token", nullable=False),
     *_sealed("customer"),
-    Column("brand", String(16), nullable=True),
-    Column("last4", String(4), nullable=True),
-    Column("exp_month", SmallInteger, nullable=True),
-    Column("exp_year", SmallInteger, nullable=True),
-    Column("status", String(16), nullable=True),
+    Column("brand", Text(16), nullable=True),
+    Column("last4", Text(4), nullable=True),
+    Column("exp_month", SmallNumber(), nullable=True),
+    Column("exp_year", SmallNumber(), nullable=True),
+    Column("status", Text(16), nullable=True),
     # The token is sealed with a random nonce: its blind index is the identity.
     UniqueConstraint("provider", "account", "token_bidx"),
     # (filter, pk): the read API's keyset pages are index range scans in pk order.
@@ -178,11 +257,11 @@ subscriptions = Table(
     metadata,
     Column("pk", Serial, primary_key=True, autoincrement=True),
     *_record_columns(),
-    Column("id", String(128), nullable=False),
+    Column("id", Text(128), nullable=False),
     *_sealed("customer"),
     _ref("plan"),
-    Column("status", String(16), nullable=True),
-    Column("provider_status", String(64), nullable=True),
+    Column("status", Text(16), nullable=True),
+    Column("provider_status", Text(64), nullable=True),
     Column("current_period_end", UTCDateTime(), nullable=True),
     Column("cancel_at_period_end", Boolean, nullable=True),
     UniqueConstraint("provider", "account", "id"),
@@ -197,13 +276,13 @@ api_keys = Table(
     metadata,
     Column("pk", Serial, primary_key=True, autoincrement=True),
     # The key's public lookup part; the key itself is never stored, only its SHA-256.
-    Column("prefix", String(16), nullable=False),
-    Column("key_hash", String(64), nullable=False),
-    Column("name", String(64), nullable=False),
+    Column("prefix", Text(16), nullable=False),
+    Column("key_hash", HexDigest(64), nullable=False),
+    Column("name", Text(64), nullable=False),
     # Space-separated words from a closed vocabulary (gateway.keys.SCOPES).
-    Column("scopes", String(128), nullable=False),
+    Column("scopes", Text(128), nullable=False),
     # Space-separated account names; NULL means every account.
-    Column("accounts", String(1024), nullable=True),
+    Column("accounts", Text(1024), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("last_used_at", UTCDateTime(), nullable=True),
     Column("revoked_at", UTCDateTime(), nullable=True),
@@ -216,12 +295,12 @@ audit_log = Table(
     Column("seq", Serial, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime(), nullable=False),
     # A key prefix, "cli" or "anonymous": who, never with which credential.
-    Column("actor", String(32), nullable=False),
-    Column("action", String(64), nullable=False),
+    Column("actor", Text(32), nullable=False),
+    Column("action", Text(64), nullable=False),
     # A route template such as /v1/transactions/<provider>/<id>: never the values in it.
-    Column("route", String(128), nullable=False),
-    Column("outcome", String(32), nullable=False),
-    Column("count", Integer, nullable=False, default=0),
+    Column("route", Text(128), nullable=False),
+    Column("outcome", Text(32), nullable=False),
+    Column("count", Count(), nullable=False, default=0),
     Index(None, "at"),
 )
 
@@ -230,22 +309,22 @@ audit_log = Table(
 trail_counts = Table(
     "trail_counts",
     metadata,
-    Column("provider", String(16), nullable=False),
-    Column("event_type", String(128), nullable=False),
+    Column("provider", Text(16), nullable=False),
+    Column("event_type", Text(128), nullable=False),
     # The first 16 hex digits of a SHA-256 over the payload's collapsed path set.
-    Column("shape_hash", String(16), nullable=False),
+    Column("shape_hash", HexDigest(16), nullable=False),
     Column("day", Date, nullable=False),
-    Column("count", BigInteger, nullable=False),
+    Column("count", Number(), nullable=False),
     PrimaryKeyConstraint("provider", "event_type", "shape_hash", "day"),
 )
 
 trail_shapes = Table(
     "trail_shapes",
     metadata,
-    Column("shape_hash", String(16), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("event_type", String(128), nullable=False),
-    Column("path", String(512), nullable=False),
+    Column("shape_hash", HexDigest(16), nullable=False),
+    Column("provider", Text(16), nullable=False),
+    Column("event_type", Text(128), nullable=False),
+    Column("path", Text(512), nullable=False),
     Column("kept", Boolean, nullable=False),
     Column("first_seen", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("shape_hash", "path"),
@@ -254,10 +333,10 @@ trail_shapes = Table(
 trail_guard_hits = Table(
     "trail_guard_hits",
     metadata,
-    Column("provider", String(16), nullable=False),
-    Column("reason", String(16), nullable=False),
+    Column("provider", Text(16), nullable=False),
+    Column("reason", Text(16), nullable=False),
     Column("day", Date, nullable=False),
-    Column("count", BigInteger, nullable=False),
+    Column("count", Number(), nullable=False),
     PrimaryKeyConstraint("provider", "reason", "day"),
 )
 
@@ -269,23 +348,38 @@ privacy_log = Table(
     Column("seq", Serial, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime(), nullable=False),
     # A key prefix or "cli", as in audit_log.
-    Column("actor", String(32), nullable=False),
+    Column("actor", Text(32), nullable=False),
     # erase, export, purge, rotate_keys
-    Column("action", String(32), nullable=False),
-    Column("provider", String(16), nullable=True),
-    Column("account", String(64), nullable=True),
+    Column("action", Text(32), nullable=False),
+    Column("provider", Text(16), nullable=True),
+    Column("account", Text(64), nullable=True),
     # HMAC-SHA256 of (provider, account, customer) under a key derived from the index key.
-    Column("subject", String(64), nullable=True),
-    Column("transactions", Integer, nullable=False, default=0),
-    Column("payment_methods", Integer, nullable=False, default=0),
-    Column("subscriptions", Integer, nullable=False, default=0),
-    Column("events", Integer, nullable=False, default=0),
-    Column("audit_entries", Integer, nullable=False, default=0),
+    Column("subject", HexDigest(64), nullable=True),
+    Column("transactions", Count(), nullable=False, default=0),
+    Column("payment_methods", Count(), nullable=False, default=0),
+    Column("subscriptions", Count(), nullable=False, default=0),
+    Column("events", Count(), nullable=False, default=0),
+    Column("audit_entries", Count(), nullable=False, default=0),
     # What was kept and why, in words (erase: the transactions' billing core).
-    Column("legal_basis", String(256), nullable=True),
-    Column("outcome", String(32), nullable=False),
+    Column("legal_basis", Text(256), nullable=True),
+    Column("outcome", Text(32), nullable=False),
     Index(None, "at"),
     Index(None, "subject"),
+)
+
+# Erasure tombstones (gateway.privacy.erase): the blind index of each erased customer and
+# of each card erased with them, and when. An event the provider created before that time
+# never links them again; no value of the customer or card is kept.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("provider", Text(16), nullable=False),
+    Column("account", Text(64), nullable=False),
+    # "customer" or "token": which blind index (gateway.crypto.Cipher.bidx kind) this is.
+    Column("kind", Text(16), nullable=False),
+    Column("bidx", HexDigest(32), nullable=False),
+    Column("erased_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("provider", "account", "kind", "bidx"),
 )
 
 RECORD_TABLES: dict[str, Table] = {

@@ -31,6 +31,18 @@ class MalformedBody(BadRequest):
     code = "malformed_body"
 
 
+class CardDataRefused(BadRequest):
+    """A value about to be stored holds what looks like card data; nothing was stored."""
+
+    code = "card_data_refused"
+
+
+class ReplayRefused(VerificationError):
+    """Signed headers already seen with a different body: a forged or replayed delivery."""
+
+    code = "replay_refused"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"

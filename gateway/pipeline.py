@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from adapters.base import Adapter
+from adapters.base import Adapter, header
 from gateway import guard, metrics
 from gateway.audit.trail import Trail
-from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.errors import CardDataRefused, NotFound, UnsupportedMediaType, VerificationError
 from gateway.settings import EndpointConfig, Settings
 from gateway.store import Store
 
 log = logging.getLogger("gateway.webhooks")
+
+# The shape DESIGN.md gives every id paysieve keeps.
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 @dataclass(slots=True)
@@ -38,7 +43,8 @@ class Pipeline:
             {
                 name: {f for schema in a.schemas().values() for f in schema.fields}
                 for name, a in self.adapters.items()
-            }
+            },
+            vocabularies={name: a.vocabulary for name, a in self.adapters.items()},
         )
 
     def route(self, provider: str, endpoint_name: str) -> tuple[Adapter, EndpointConfig]:
@@ -65,8 +71,17 @@ class Pipeline:
         """Verify, minimise and store one delivery."""
         started = time.perf_counter()
         adapter.verify(raw_body, headers, endpoint)
+        transmission_digest = self._transmission_digest(adapter, headers)
         event = adapter.parse(raw_body)
         meta = adapter.meta(event, headers)
+        # The first line for what every delivery stores besides its records; the column
+        # types refuse the same values again at the storage boundary (gateway.db).
+        for value in (meta.id, meta.type):
+            if guard.card_data_reason(value) is not None:
+                metrics.guard_hit(adapter.name, guard.PAN)
+                raise CardDataRefused(
+                    "the event's id or type looks like card data; nothing was stored"
+                )
         sanitised = adapter.sanitise(event)
         records, hits = guard.check(sanitised.records)
         hits += guard.check_paths(sanitised.dropped)
@@ -86,6 +101,8 @@ class Pipeline:
             outcome="stored" if sanitised.handled else "ignored",
             dropped_fields=dropped,
             trail=observed,
+            body_digest=hashlib.sha256(raw_body).hexdigest(),
+            transmission_digest=transmission_digest,
         )
         log.info(
             "delivery %s",
@@ -100,3 +117,16 @@ class Pipeline:
             },
         )
         return Outcome(status=status, event_id=meta.id, records=len(records), dropped=dropped)
+
+    @staticmethod
+    def _transmission_digest(adapter: Adapter, headers: Mapping[str, str]) -> str | None:
+        """Return the SHA-256 of a verified delivery's transmission id, for providers that sign one.
+
+        Only the digest is kept: the header itself is never stored, whatever it holds.
+        """
+        if adapter.transmission_header is None:
+            return None
+        value = header(headers, adapter.transmission_header)
+        if value is None or not _ID.fullmatch(value):
+            raise VerificationError(f"missing or malformed {adapter.transmission_header} header")
+        return hashlib.sha256(value.encode()).hexdigest()

@@ -9,12 +9,13 @@ and a keyed-hash pseudonym of the data subject, never a value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -33,6 +34,7 @@ from gateway.crypto import (
 )
 from gateway.db import (
     audit_log,
+    erasures,
     event_objects,
     events,
     field_columns,
@@ -43,7 +45,7 @@ from gateway.db import (
 )
 from gateway.errors import ConfigurationError
 from gateway.settings import Settings
-from gateway.store import Store
+from gateway.store import ERASURE_LOCK, Store
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ EXPORT_TABLES: Final[tuple[tuple[str, Table], ...]] = (
     ("payment_methods", payment_methods),
     ("subscriptions", subscriptions),
 )
+# An export's erasure history: one row per tombstoned account (gateway.db.erasures).
+ERASURE_COLUMNS: Final = ("account", "erased_at")
 
 Progress = Callable[[int], None]
 ShouldStop = Callable[[], bool]
@@ -220,6 +224,8 @@ def retention_rules(settings: Settings, now: datetime) -> list[Retention]:
         return now - timedelta(days=days)
 
     # Records age from their last change: a refund or a status change restarts the clock.
+    # Erasure tombstones have no rule: a late event can arrive at any age, and they hold
+    # blind indexes and times only.
     pm_days = settings.retention_payment_methods_days
     sub_days = settings.retention_subscriptions_days
     audit_days = settings.retention_audit_days
@@ -337,12 +343,15 @@ def _log(conn: Connection, **values: Any) -> None:
 
 @dataclass(frozen=True)
 class Erasure:
-    """What one erasure did: counts only, and the subject's pseudonym."""
+    """What one erasure did: counts, the subject's pseudonym and its tombstones."""
 
     subject: str
     payment_methods: int
     subscriptions: int
     transactions: int
+    erased_at: datetime
+    # The accounts tombstoned: where an event created before erased_at no longer links.
+    accounts: tuple[str, ...] = ()
     legal_basis: str = ERASURE_LEGAL_BASIS
 
     def as_dict(self) -> dict[str, Any]:
@@ -354,6 +363,7 @@ class Erasure:
                 "subscriptions": self.subscriptions,
             },
             "unlinked": {"transactions": self.transactions},
+            "tombstone": {"erased_at": _plain(self.erased_at), "accounts": list(self.accounts)},
             "legal_basis": self.legal_basis,
         }
 
@@ -370,18 +380,38 @@ def _customer_rows(
     return conditions
 
 
+def endpoint_names(settings: Settings | None, provider: str) -> list[str]:
+    """Return the names of a provider's configured endpoints (the accounts it receives on)."""
+    if settings is None:
+        return []
+    return sorted({e.name for e in settings.endpoints if e.provider == provider})
+
+
 def erase(
     store: Store,
     *,
     provider: str,
     customer: str,
     accounts: Sequence[str] | None = None,
+    settings: Settings | None = None,
     actor: str = audit_trail.ACTOR_CLI,
     route: str = "cli",
 ) -> Erasure:
-    """Erase a customer in one transaction: delete methods and subscriptions, unlink billing."""
+    """Erase a customer in one transaction: delete methods and subscriptions, unlink billing.
+
+    The same transaction writes the tombstones that keep it erased (``_tombstone``).
+    ``settings`` names the provider's configured endpoints, tombstoned too when no
+    account is given.
+    """
     pm, sub, txn = payment_methods, subscriptions, transactions
     with store.writing() as conn:
+        if store.dialect == "postgresql":
+            # Exclusive against every delivery's shared hold (gateway.store): one still
+            # running commits first and is erased below; one arriving later waits, then
+            # meets the tombstones. SQLite's single writer gives the same order.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ERASURE_LOCK})
+        # Taken once the lock is held: the moment the erasure happens in commit order.
+        erased_at = datetime.now(UTC)
         cards = conn.execute(
             select(pm.c.account, pm.c.token_bidx).where(
                 *_customer_rows(pm, store, provider, customer, accounts)
@@ -410,14 +440,14 @@ def erase(
                     event_objects.c.event_seq.in_(provider_events),
                 )
             )
-        unlinked: set[int] = set()
+        unlinked: dict[int, str] = {}
         unlinked.update(
             conn.execute(
                 update(txn)
                 .where(*_customer_rows(txn, store, provider, customer, accounts))
                 .values(customer=None, customer_bidx=None)
-                .returning(txn.c.pk)
-            ).scalars()
+                .returning(txn.c.pk, txn.c.account)
+            ).all()
         )
         # A transaction paid with an erased card loses the card too, whoever it names.
         by_account: dict[str, list[str]] = {}
@@ -433,8 +463,8 @@ def erase(
                         txn.c.payment_method_bidx.in_(sorted(tokens)),
                     )
                     .values(payment_method=None, payment_method_bidx=None)
-                    .returning(txn.c.pk)
-                ).scalars()
+                    .returning(txn.c.pk, txn.c.account)
+                ).all()
             )
         deleted_pm = conn.execute(
             delete(pm).where(*_customer_rows(pm, store, provider, customer, accounts))
@@ -442,11 +472,31 @@ def erase(
         deleted_sub = conn.execute(
             delete(sub).where(*_customer_rows(sub, store, provider, customer, accounts))
         ).rowcount
+        if accounts is not None:
+            tombstoned = set(accounts)
+        else:
+            # Every account a late event about the customer may arrive on: those that held
+            # their rows, and every endpoint of the provider configured now (the webhook
+            # route answers 404 on any other). One row per account, because deliveries
+            # look tombstones up by their own account, by primary key.
+            tombstoned = {c.account for c in cards} | {s.account for s in subs}
+            tombstoned |= set(unlinked.values()) | set(endpoint_names(settings, provider))
+        _tombstone(
+            conn,
+            store,
+            provider=provider,
+            accounts=tombstoned,
+            customer=customer,
+            tokens={c.token_bidx for c in cards},
+            erased_at=erased_at,
+        )
         result = Erasure(
             subject=store.cipher.pseudonym(provider, customer),
             payment_methods=int(deleted_pm),
             subscriptions=int(deleted_sub),
             transactions=len(unlinked),
+            erased_at=erased_at,
+            accounts=tuple(sorted(tombstoned)),
         )
         audit_trail.append(
             conn,
@@ -473,6 +523,74 @@ def erase(
         )
     _checkpoint(store)
     return result
+
+
+def _tombstone(
+    conn: Connection,
+    store: Store,
+    *,
+    provider: str,
+    accounts: Iterable[str],
+    customer: str,
+    tokens: Iterable[str],
+    erased_at: datetime,
+) -> None:
+    """Upsert the tombstones of a customer and of their cards' tokens in each account.
+
+    Blind indexes only (the same kinds the record tables' ``*_bidx`` columns use): no
+    customer id or token is written. A repeated erasure moves erased_at forward, never
+    back. Every token is tombstoned in every account, like the customer: a card erased
+    in one account is as erased in another.
+    """
+    customer_bidx = store.cipher.bidx("customer", customer)
+    kinds = [("customer", customer_bidx), *(("token", t) for t in sorted(tokens))]
+    rows = [
+        {
+            "provider": provider,
+            "account": account,
+            "kind": kind,
+            "bidx": bidx,
+            "erased_at": erased_at,
+        }
+        for account in sorted(accounts)
+        for kind, bidx in kinds
+    ]
+    if not rows:
+        return
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    stmt = insert(erasures)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[
+                erasures.c.provider,
+                erasures.c.account,
+                erasures.c.kind,
+                erasures.c.bidx,
+            ],
+            set_={"erased_at": stmt.excluded.erased_at},
+            where=erasures.c.erased_at < stmt.excluded.erased_at,
+        ),
+        rows,
+    )
+
+
+def _erasure_times(
+    conn: Connection, store: Store, provider: str, customer: str, accounts: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Return when a customer was erased, per account (no value of theirs is held)."""
+    condition = [
+        erasures.c.provider == provider,
+        erasures.c.kind == "customer",
+        erasures.c.bidx == store.cipher.bidx("customer", customer),
+    ]
+    if accounts is not None:
+        condition.append(erasures.c.account.in_(sorted(accounts)))
+    found = conn.execute(
+        select(erasures.c.account, erasures.c.erased_at)
+        .where(*condition)
+        .order_by(erasures.c.account)
+    )
+    return [{"account": account, "erased_at": _plain(at)} for account, at in found]
 
 
 def _checkpoint(store: Store) -> None:
@@ -591,6 +709,8 @@ def export(
     with store.engine.connect() as conn:
         for name, table in EXPORT_TABLES:
             document[name] = list(_iter_customer(conn, store, table, provider, customer, accounts))
+        # That (and when) the subject was erased, from the tombstones: no erased value.
+        document["erasures"] = _erasure_times(conn, store, provider, customer, accounts)
     counts = {name: len(document[name]) for name, _ in EXPORT_TABLES}
     with store.writing() as conn:
         audit_trail.append(

@@ -79,11 +79,14 @@ def erase_customer(provider: str, customer: str) -> Response:
     except StorageUnavailable:
         raise
     except GatewayError as exc:
-        actor = key.prefix if key is not None else audit_trail.ACTOR_ANONYMOUS
         try:
             with _store().writing() as conn:
                 audit_trail.append(
-                    conn, actor=actor, action="customers.erase", route=_rule(), outcome=exc.code
+                    conn,
+                    actor=api.actor(),
+                    action="customers.erase",
+                    route=_rule(),
+                    outcome=exc.code,
                 )
         except StorageUnavailable:
             log.warning("audit entry for a refused erasure could not be written")
@@ -93,9 +96,14 @@ def erase_customer(provider: str, customer: str) -> Response:
         provider=provider,
         customer=customer,
         accounts=accounts,
+        # The configured endpoints are tombstoned too, as `paysieve erase` does: a late
+        # event may arrive on an account that never held the customer's rows.
+        settings=current_app.extensions["paysieve.settings"],
         actor=key.prefix,
         route=_rule(),
     )
     with _store().writing() as conn:
         keys.touch(conn, key.prefix)
+    # Counts and a keyed-hash pseudonym, no stored value: nothing for the served-value check,
+    # whose digit-run rule a hex digest can trip.
     return jsonify(erasure.as_dict())

@@ -118,9 +118,13 @@ def _accounts(account: str | None) -> list[str] | None:
 @click.option("--account", default=None, help="Only this account (endpoint); default: all.")
 def erase(provider: str, customer: str, account: str | None) -> None:
     """Erase a customer: delete payment methods and subscriptions, unlink transactions."""
-    with _store() as (_settings_, store):
+    with _store() as (settings, store):
         erasure = privacy.erase(
-            store, provider=provider, customer=customer, accounts=_accounts(account)
+            store,
+            provider=provider,
+            customer=customer,
+            accounts=_accounts(account),
+            settings=settings,
         )
     click.echo(orjson.dumps(erasure.as_dict(), option=orjson.OPT_INDENT_2).decode())
 
@@ -139,7 +143,7 @@ def erase(provider: str, customer: str, account: str | None) -> None:
 def export(
     provider: str, customer: str, account: str | None, fmt: str, output_dir: Path | None
 ) -> None:
-    """Export every record held about a customer (GDPR art. 20), as JSON or CSV."""
+    """Export every record held about a customer (GDPR art. 20) and any erasure, as JSON or CSV."""
     with _store() as (_settings_, store):
         document = privacy.export(
             store, provider=provider, customer=customer, accounts=_accounts(account)
@@ -148,13 +152,15 @@ def export(
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return
     columns = privacy.export_columns()
+    columns["erasures"] = list(privacy.ERASURE_COLUMNS)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         for name, header in columns.items():
             (output_dir / f"{name}.csv").write_text(_csv(header, document[name]), encoding="utf-8")
             click.echo(f"wrote {output_dir / f'{name}.csv'} ({len(document[name])} rows)", err=True)
         return
-    # One section per record type: a "# name" line, the header, the rows, a blank line.
+    # One section per record type, then the erasures: a "# name" line, the header, the
+    # rows, a blank line.
     for name, header in columns.items():
         click.echo(f"# {name}")
         click.echo(_csv(header, document[name]))

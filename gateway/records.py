@@ -84,6 +84,9 @@ class EventMeta:
     id: str
     type: str
     occurred_at: datetime
+    # True when the body gives no time at all and occurred_at is the time of receipt:
+    # such an event may be older than it looks, so an erasure always wins over it.
+    time_unknown: bool = False
 
 
 @dataclass(slots=True)

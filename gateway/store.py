@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
@@ -42,8 +42,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway import metrics
 from gateway.audit.trail import Observation, write_trail
 from gateway.crypto import SEALED, Cipher, bidx_column
-from gateway.db import RECORD_TABLES, event_objects, events
-from gateway.errors import StorageUnavailable
+from gateway.db import RECORD_TABLES, erasures, event_objects, events
+from gateway.errors import CardDataRefused, ReplayRefused, StorageUnavailable
 from gateway.groupcommit import GroupCommit
 from gateway.prepared import Prepared, PreparedCache, StatementBatch
 from gateway.records import (
@@ -63,6 +63,11 @@ PG_WRITERS = 2
 
 # Advisory lock key ordering event seq allocation on PostgreSQL ("psev" in ASCII).
 EVENT_SEQ_LOCK = 0x70736576
+# Advisory lock key ("pser") every write transaction holds shared and an erasure holds
+# exclusively (gateway.privacy.erase): deliveries in flight commit before the erasure
+# looks, and later ones see its tombstones, so none re-links what it erased.
+ERASURE_LOCK = 0x70736572
+_SHARE_ERASURE_LOCK = "SELECT pg_advisory_xact_lock_shared(%s)"
 _LOCK_EVENT_SEQ = "SELECT pg_advisory_lock(%s)"
 _UNLOCK_EVENT_SEQ = "SELECT pg_advisory_unlock(%s)"
 # A batch's seqs, taken under the lock and kept in a transaction-local setting (as text,
@@ -89,6 +94,14 @@ assert all(  # noqa: S101 - checked at import, against this module's own constan
     word.isidentifier() and word.islower() for order in _STATUS_ORDER.values() for word in order
 )
 
+# Blind-index columns of sealed rows naming a customer or a card, and the tombstone kind
+# (gateway.db.erasures) each is looked up by.
+_SUBJECT_COLUMNS = (
+    ("customer_bidx", "customer"),
+    ("token_bidx", "token"),
+    ("payment_method_bidx", "token"),
+)
+
 # Upserts run in this order so two transactions never lock rows in opposite orders.
 _APPLY_ORDER = {"payment_method": 0, "subscription": 1, "transaction": 2}
 
@@ -106,9 +119,10 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "handle_error", _refusal_unwrapped)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -118,7 +132,16 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
                 "options": "-c statement_timeout=10000 -c lock_timeout=5000",
             },
         )
+        event.listen(engine, "handle_error", _refusal_unwrapped)
+        return engine
     raise ValueError(f"unsupported database backend: {parsed.get_backend_name()}")
+
+
+def _refusal_unwrapped(context: ExceptionContext) -> None:
+    # A column type refused a value (gateway.db): raise that refusal, a 400 the caller
+    # maps like any other, rather than SQLAlchemy's wrapper around it.
+    if isinstance(context.original_exception, CardDataRefused):
+        raise context.original_exception
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -215,6 +238,11 @@ class _Delivery:
     touched: Sequence[tuple[str, str]]
     outcome: str
     trail: Observation | None
+    meta: EventMeta
+    records: list[Record]
+    # The (kind, blind index) of every customer and card the records name: what an
+    # erasure tombstone (gateway.db.erasures) may hold.
+    subjects: list[tuple[str, str]]
     status: str = ""
     error: Exception | None = None
 
@@ -235,6 +263,28 @@ class Store:
             lambda: event_objects.insert().values(
                 {c.name: bindparam(c.name, type_=c.type) for c in event_objects.c}
             ),
+        )
+        self._tombstone = self._prepared.get(
+            "tombstone",
+            lambda: select(erasures.c.erased_at).where(
+                erasures.c.provider == bindparam("provider", type_=erasures.c.provider.type),
+                erasures.c.account == bindparam("account", type_=erasures.c.account.type),
+                erasures.c.kind == bindparam("kind", type_=erasures.c.kind.type),
+                erasures.c.bidx == bindparam("bidx", type_=erasures.c.bidx.type),
+            ),
+        )
+        self._transmission = self._prepared.get(
+            "transmission",
+            lambda: select(events.c.body_digest).where(
+                events.c.provider == bindparam("provider", type_=events.c.provider.type),
+                events.c.account == bindparam("account", type_=events.c.account.type),
+                events.c.transmission_digest
+                == bindparam("transmission_digest", type_=events.c.transmission_digest.type),
+            ),
+        )
+        # The driver hands back what the column stored; turn it into an aware UTC datetime.
+        self._erased_at = erasures.c.erased_at.type.dialect_impl(engine.dialect).result_processor(
+            engine.dialect, None
         )
         # With the driver's own errors: statements on its cursor raise them (gateway.prepared).
         driver = engine.dialect.loaded_dbapi
@@ -276,12 +326,19 @@ class Store:
         outcome: str,
         dropped_fields: int,
         trail: Observation | None = None,
+        body_digest: str | None = None,
+        transmission_digest: str | None = None,
     ) -> str:
         """Store one event and its records atomically; return stored, ignored or duplicate.
 
         ``trail`` is the delivery's minimisation-trail entry, counted in the same
-        transaction when the event is new. Returns once that transaction has committed
-        (it may hold other deliveries too: gateway.groupcommit).
+        transaction when the event is new. An event is a duplicate when its id or
+        ``body_digest`` (SHA-256 hex of the raw body) was stored before; a
+        ``transmission_digest`` (of the signed transmission id) already stored with a
+        different body digest raises
+        ReplayRefused. Records naming a customer or card erased after the event
+        occurred are not linked again (gateway.db.erasures). Returns once the
+        transaction has committed (it may hold other deliveries too: gateway.groupcommit).
         """
         # Sealed and bound here, outside the write lock: only SQL runs under it.
         now = datetime.now(UTC)
@@ -294,11 +351,14 @@ class Store:
             "received_at": now,
             "outcome": outcome,
             "dropped_fields": dropped_fields,
+            "body_digest": body_digest,
+            "transmission_digest": transmission_digest,
         }
         ordered = sorted(records, key=lambda r: (_APPLY_ORDER[r.type], r.key))
         upserts = [self._upsert(provider, account, meta, record, now) for record in ordered]
         touched = sorted({(record.type, record.key) for record in ordered})
-        delivery = _Delivery(event_row, upserts, touched, outcome, trail)
+        subjects = sorted({s for _, row in upserts for s in self._subjects(row)})
+        delivery = _Delivery(event_row, upserts, touched, outcome, trail, meta, ordered, subjects)
         self._committer.submit(delivery)
         if delivery.error is not None:
             raise delivery.error
@@ -339,16 +399,23 @@ class Store:
             cursor = StatementBatch(ClientCursor(driver)) if pg else driver.cursor()
             try:
                 rows = [d.event for d in batch]
+                lookups = self._tombstone_lookups(batch)
                 if pg:
-                    seqs = self._insert_events_in_seq_order(conn, cursor, rows)
+                    seqs, erased = self._insert_events_in_seq_order(conn, cursor, rows, lookups)
                 else:
                     seqs = self._insert_events(cursor, rows)
+                    erased = self._run_lookups(cursor, lookups)
+                replays = self._replays(cursor, batch, seqs)
                 for delivery, inserted in zip(batch, seqs, strict=True):
                     if inserted is None:
-                        delivery.status = "duplicate"
+                        if delivery in replays:
+                            delivery.status, delivery.error = "", replays[delivery]
+                        else:
+                            delivery.status = "duplicate"
                         continue
                     delivery.status = delivery.outcome
                     fresh.append(delivery)
+                    self._unlink_erased(delivery, erased)
                     for prepared, upsert_row in delivery.upserts:
                         prepared.execute(cursor, upsert_row)
                     self._event_objects.executemany(
@@ -378,8 +445,12 @@ class Store:
         return seqs
 
     def _insert_events_in_seq_order(
-        self, conn: Connection, batch: StatementBatch, rows: list[dict[str, Any]]
-    ) -> list[int | None]:
+        self,
+        conn: Connection,
+        batch: StatementBatch,
+        rows: list[dict[str, Any]],
+        lookups: list[tuple[str, str, str, str]],
+    ) -> tuple[list[int | None], dict[tuple[str, str, str, str], datetime]]:
         """Begin, and insert the events with seqs in transaction-id order (PostgreSQL).
 
         The batch's seqs and its transaction's id are taken together under a lock held
@@ -388,21 +459,135 @@ class Store:
         oldest running transaction without skipping one that commits late (gateway.api).
         The inserts run after the unlock, so one waiting on a redelivery another writer
         has not committed yet holds up no one else. A seq a redelivery took stays unused,
-        like any sequence value a rolled-back insert took. One round trip.
+        like any sequence value a rolled-back insert took. The erasure lock is taken
+        shared first, and the tombstones the batch's records may meet are read last.
+        One round trip.
         """
         insert = self._event_insert(("slot", *rows[0]))
         batch.execute("BEGIN")
+        batch.execute(_SHARE_ERASURE_LOCK, (ERASURE_LOCK,))
         batch.execute(_LOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
         batch.execute(_CLAIM_EVENT_SEQS, (len(rows),))
         batch.execute(_UNLOCK_EVENT_SEQ, (EVENT_SEQ_LOCK,))
         insert.executemany(batch, [{"slot": n} | row for n, row in enumerate(rows, 1)])
+        for lookup in lookups:
+            self._tombstone.execute(batch, self._lookup_row(lookup))
         try:
             results = batch.results()
         except BaseException:
             # Sent: a session lock outlives a failed transaction, so end the session.
             conn.invalidate()
             raise
-        return [found[0][0] if found else None for found in results[4:]]
+        inserted = results[5 : 5 + len(rows)]
+        found = results[5 + len(rows) :]
+        erased = {
+            lookup: rows_[0][0] for lookup, rows_ in zip(lookups, found, strict=True) if rows_
+        }
+        return [each[0][0] if each else None for each in inserted], erased
+
+    @staticmethod
+    def _subjects(row: dict[str, Any]) -> list[tuple[str, str]]:
+        """Return the (kind, blind index) of each customer and card a sealed row names."""
+        found = []
+        for column, kind in _SUBJECT_COLUMNS:
+            bidx = row.get(column)
+            if bidx is not None:
+                found.append((kind, bidx))
+        return found
+
+    @staticmethod
+    def _tombstone_lookups(batch: list[_Delivery]) -> list[tuple[str, str, str, str]]:
+        """Return the (provider, account, kind, bidx) tombstones the batch's records may meet."""
+        return sorted(
+            {
+                (d.event["provider"], d.event["account"], kind, bidx)
+                for d in batch
+                for kind, bidx in d.subjects
+            }
+        )
+
+    @staticmethod
+    def _lookup_row(lookup: tuple[str, str, str, str]) -> dict[str, str]:
+        provider, account, kind, bidx = lookup
+        return {"provider": provider, "account": account, "kind": kind, "bidx": bidx}
+
+    def _run_lookups(
+        self, cursor: Any, lookups: list[tuple[str, str, str, str]]
+    ) -> dict[tuple[str, str, str, str], datetime]:
+        """Read the tombstones among lookups, each by its primary key (SQLite)."""
+        erased: dict[tuple[str, str, str, str], datetime] = {}
+        for lookup in lookups:
+            found = self._tombstone.execute(cursor, self._lookup_row(lookup)).fetchone()
+            if found is not None:
+                erased[lookup] = found[0]
+        return erased
+
+    def _replays(
+        self, cursor: Any, batch: list[_Delivery], seqs: list[int | None]
+    ) -> dict[_Delivery, Exception]:
+        """Return the redeliveries whose transmission id was stored with a different body."""
+        refused: dict[_Delivery, Exception] = {}
+        for delivery, inserted in zip(batch, seqs, strict=True):
+            row = delivery.event
+            if inserted is not None or row["transmission_digest"] is None:
+                continue
+            found = self._transmission.execute(cursor, row).fetchone()
+            if found is not None and found[0] != row["body_digest"]:
+                refused[delivery] = ReplayRefused(
+                    "these signed headers were already delivered with a different body"
+                )
+        return refused
+
+    def _unlink_erased(
+        self, delivery: _Delivery, erased: dict[tuple[str, str, str, str], datetime]
+    ) -> None:
+        """Drop what a delivery would link to a customer or card erased after it occurred.
+
+        A payment method or subscription of an erased customer (or an erased card) is not
+        stored; a transaction keeps its billing core, without customer or card. An event
+        that occurred after the erasure is a new relationship and is stored as it is; one
+        whose body gives no time (EventMeta.time_unknown) counts as before every erasure.
+        """
+        if not erased or not delivery.subjects:
+            return
+        provider, account = delivery.event["provider"], delivery.event["account"]
+        occurred = delivery.meta.occurred_at
+        hits = set()
+        for (p, a, kind, bidx), at in erased.items():
+            when = self._erased_at(at) if self._erased_at is not None else at
+            if p != provider or a != account or when is None:
+                continue
+            if delivery.meta.time_unknown or occurred <= when:
+                hits.add((kind, bidx))
+        if not hits:
+            return
+        kept: list[Record] = []
+        for record, (_, row) in zip(delivery.records, delivery.upserts, strict=True):
+            named = set(self._subjects(row)) & hits
+            if not named:
+                kept.append(record)
+            elif record.type == "transaction":
+                drop = {"customer", "payment_method"}
+                if ("customer", row.get("customer_bidx")) not in named:
+                    drop = {"payment_method"}
+                kept.append(
+                    Record(
+                        type=record.type,
+                        values={k: v for k, v in record.values.items() if k not in drop},
+                        fill_only=record.fill_only - drop,
+                    )
+                )
+        now = delivery.event["received_at"]
+        delivery.records = kept
+        delivery.upserts = [
+            self._upsert(provider, account, delivery.meta, record, now) for record in kept
+        ]
+        delivery.touched = sorted({(record.type, record.key) for record in kept})
+        delivery.subjects = sorted({s for _, row in delivery.upserts for s in self._subjects(row)})
+        log.info(
+            "an erased subject was not linked again",
+            extra={"provider": provider, "account": account, "event_id": delivery.meta.id},
+        )
 
     def _failure(self, exc: Exception) -> Exception:
         """Return what the delivery's request raises: 503 for storage errors."""
@@ -434,7 +619,9 @@ class Store:
             lambda: (
                 self._insert(events)
                 .values(self._event_values(columns))
-                .on_conflict_do_nothing(index_elements=["provider", "account", "id"])
+                # No conflict target: a stored event id, body digest or transmission id
+                # all make this delivery a redelivery (Store._replays tells them apart).
+                .on_conflict_do_nothing()
                 .returning(events.c.seq)
             ),
         )

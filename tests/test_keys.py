@@ -163,3 +163,18 @@ def test_unknown_scope_is_refused(run: CliRunner) -> None:
     result = run.invoke(main, ["keys", "create", "--name", "b", "--scope", "records:write"])
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_a_key_name_holding_a_card_number_is_refused_in_one_line(
+    run: CliRunner, engine: Engine
+) -> None:
+    # The storage boundary refuses the name; the command says so without a traceback.
+    result = run.invoke(
+        main, ["keys", "create", "--name", "4111 1111 1111 1111", "--scope", "records:read"]
+    )
+    assert result.exit_code == 1
+    assert "looks like card data" in result.output
+    assert "Traceback" not in result.output and "4111" not in result.output
+    assert result.output.count("\n") == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(api_keys)).all() == []

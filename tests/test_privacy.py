@@ -232,8 +232,14 @@ def test_later_webhook_for_an_erased_customer_is_a_new_relationship(
 ) -> None:
     store = store_of(app)
     seed_customer(store)
-    erase(store, provider="stripe", customer="cus_alice")
-    apply(store, pm("pm_new", customer="cus_alice", status="active"))
+    erasure = erase(store, provider="stripe", customer="cus_alice")
+    # Created before the erasure (a late delivery): not linked again.
+    apply(store, pm("pm_late", customer="cus_alice", status="active"), at=erasure.erased_at)
+    apply(
+        store,
+        pm("pm_new", customer="cus_alice", status="active"),
+        at=erasure.erased_at + timedelta(seconds=1),
+    )
     rows = plain_rows(store.engine)
     assert [(r["token"], r["customer"]) for r in rows["payment_methods"]] == [
         ("pm_new", "cus_alice")
@@ -359,6 +365,7 @@ def test_cli_export_erase_purge(cli_env: CliRunner, app: Flask, engine: Engine) 
         "transactions",
         "payment_methods",
         "subscriptions",
+        "erasures",
     ]
     payments = list(csv.DictReader(io.StringIO(sections[0].split("\n", 1)[1].strip())))
     assert sorted(p["id"] for p in payments) == ["ch_alice", "ch_guest_alice"]
