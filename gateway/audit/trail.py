@@ -1,12 +1,15 @@
 """The minimisation trail: per provider and event type, which field paths arrived and were kept.
 
-Each delivery's payload is reduced to its set of field paths, with every key
-that could be a value collapsed (list indices, keys that are not plain
-identifiers, everything under free-form containers such as ``metadata`` and
-``notes``). The set is hashed to a *shape*; a delivery costs one upsert of
-(provider, event_type, shape, day) += 1, and a shape's paths are written only
-the first time it is seen. Guard hits are counted per provider, reason and
-day. Counts and path names only: never a value.
+Each delivery's payload is reduced to its set of field paths. A key name is
+stored only if it is a word of the provider's documented vocabulary (a reviewed
+list per adapter); every other name, at any depth, becomes ``<key>``, list
+indices become ``[]``, and everything under a free-form container such as
+``metadata`` or ``notes`` is one path, since its keys are data. So personal
+data or a card number in a key name never reaches storage. The set is hashed
+to a *shape*; a delivery costs one upsert of (provider, event_type, shape,
+day) += 1, and a shape's paths are written only the first time it is seen.
+Guard hits are counted per provider, reason and day. Counts and path names
+only: never a value.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from gateway.guard import GuardHit
 from gateway.prepared import PreparedCache
 from gateway.records import Record
 
-# Containers whose keys are chosen by merchants or customers: their keys are data.
+# Containers whose keys are chosen by merchants or customers: their keys are data. Their
+# own names are fixed words, stored whatever the provider.
 FREE_FORM_KEYS: Final = frozenset({"metadata", "notes", "custom_fields", "custom_data"})
-_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 COLLAPSED_KEY: Final = "<key>"
 LIST_ITEM: Final = "[]"
 FREE_FORM: Final = "*"
@@ -41,35 +44,21 @@ _CACHE_LIMIT: Final = 65_536
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
-def collapse_key(key: str) -> str:
-    """Return a key as it may be stored: itself if a plain identifier, else a placeholder."""
-    return key if _PLAIN_KEY.fullmatch(key) else COLLAPSED_KEY
+def collapse_key(key: str, vocabulary: frozenset[str]) -> str:
+    """Return a key as it may be stored: itself if the provider documents it, else a placeholder."""
+    return key if key in vocabulary else COLLAPSED_KEY
 
 
-# Plain keys met so far (field names, which repeat in every delivery of a provider):
-# a set lookup instead of a regular expression. Bounded; only keys that are stored as
-# trail paths anyway are kept.
-_PLAIN_SEEN: set[str] = set()
-_PLAIN_SEEN_LIMIT: Final = 4096
-
-
-def _collapsed(key: str) -> str:
-    if key in _PLAIN_SEEN:
-        return key
-    name = collapse_key(key)
-    if name is key and len(_PLAIN_SEEN) < _PLAIN_SEEN_LIMIT:
-        _PLAIN_SEEN.add(key)
-    return name
-
-
-def leaf_paths(payload: Any) -> dict[str, list[Any]]:
+def leaf_paths(payload: Any, vocabulary: frozenset[str]) -> dict[str, list[Any]]:
     """Return every collapsed leaf path of a payload with the scalar values found there."""
     found: dict[str, list[Any]] = {}
-    _walk(payload, "", found, 0)
+    _walk(payload, "", found, 0, vocabulary)
     return found
 
 
-def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None:
+def _walk(
+    node: Any, path: str, found: dict[str, list[Any]], depth: int, vocabulary: frozenset[str]
+) -> None:
     # Runs on every delivery, over every node: parsed JSON is str, int, float, bool,
     # None, dict and list, so those are told apart by exact type first (an ABC
     # isinstance check costs several times more), and a path is joined in place.
@@ -85,11 +74,12 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
         prefix = f"{path}." if path else ""
         depth += 1
         for key, child in node.items():
-            name = _collapsed(key if type(key) is str else str(key))
-            if name in FREE_FORM_KEYS:
+            if key in FREE_FORM_KEYS:
                 # Everything under a free-form container is one path: its keys are data.
-                found.setdefault(_joined(path, f"{name}.{FREE_FORM}"), [])
+                found.setdefault(_joined(path, f"{key}.{FREE_FORM}"), [])
                 continue
+            # A key that is not a string is never a word, so it needs no conversion.
+            name = key if key in vocabulary else COLLAPSED_KEY
             joined = prefix + name
             if len(joined) > MAX_PATH:
                 joined = _joined(path, name)
@@ -97,13 +87,13 @@ def _walk(node: Any, path: str, found: dict[str, list[Any]], depth: int) -> None
                 # The common case, without a recursive call: a scalar under a key.
                 found.setdefault(joined, []).append(child)
             else:
-                _walk(child, joined, found, depth)
+                _walk(child, joined, found, depth, vocabulary)
     elif kind is list or isinstance(node, list):
         item = path + LIST_ITEM
         if not node:
             found.setdefault(item, [])
         for child in node:
-            _walk(child, item, found, depth + 1)
+            _walk(child, item, found, depth + 1, vocabulary)
     else:
         found.setdefault(path or "<root>", []).append(node)
 
@@ -217,9 +207,17 @@ def _adding_upsert(insert: Any, table: Table) -> Any:
 class Trail:
     """Turn deliveries into trail observations; remembers the shapes this process has written."""
 
-    def __init__(self, schema_fields: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self,
+        schema_fields: Mapping[str, Iterable[str]],
+        *,
+        vocabularies: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         # Per provider, every key name some schema declares: only such keys can be kept.
         self.schema_fields = {p: frozenset(names) for p, names in schema_fields.items()}
+        # Per provider, the key names it documents: the only names stored. A provider
+        # without one has every key name stored as a placeholder.
+        self.vocabularies = {p: frozenset(words) for p, words in (vocabularies or {}).items()}
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
@@ -243,7 +241,7 @@ class Trail:
         # One line per part, each ending in a newline: provider, event type, path\0kept.
         lines = [provider, event_type]
         paths: list[tuple[str, bool]] = []
-        found = leaf_paths(payload)
+        found = leaf_paths(payload, self.vocabularies.get(provider, frozenset()))
         for path in sorted(found):
             # Only a value under a key some schema declares can have been kept.
             kept = path.rpartition(".")[2] in names and any(
