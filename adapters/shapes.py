@@ -6,15 +6,25 @@ dropped by the schema (and counted by the pipeline), never stored raw.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from babel.numbers import get_currency_precision, list_currencies
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}\Z"
 MAX_AMOUNT = 2**63 - 1
+# 9999-12-31T23:59:59Z, the last second a datetime (and both databases) can hold.
+MAX_EPOCH_SECONDS: Final = 253402300799
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# ASCII digits only ("\d" also matches other scripts' digits); always fullmatch.
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_SUBMICRO: Final = re.compile(r"(\.[0-9]{6})[0-9]+")
 
 _CURRENCIES = frozenset(list_currencies())
 
@@ -129,14 +139,14 @@ class Brand(fields.String):
 class Timestamp(StrictInteger):
     """Epoch seconds, loaded as an aware UTC datetime."""
 
-    # The range is checked on the seconds: field validators would see the datetime.
-    _range = validate.Range(min=0, max=253402300799)
-
     def _deserialize(  # type: ignore[override]
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> datetime:
-        seconds = self._range(super()._deserialize(value, attr, data, **kwargs))
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        # The range is checked on the seconds: field validators would see the datetime.
+        try:
+            return from_epoch(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ValidationError("Not epoch seconds in range.") from exc
 
 
 class Word(fields.String):
@@ -146,6 +156,31 @@ class Word(fields.String):
         super().__init__(
             validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}\Z"), allow_none=True, **kwargs
         )
+
+
+def from_epoch(seconds: Any) -> datetime:
+    """Return epoch seconds as an aware UTC datetime, or raise ValueError if out of range."""
+    # bool is an int subclass; floats and digit strings are not epoch seconds on the wire.
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise ValueError("not integer epoch seconds")
+    if not 0 <= seconds <= MAX_EPOCH_SECONDS:
+        raise ValueError("epoch seconds out of range")
+    # Arithmetic, not fromtimestamp: no platform time_t limit, no OverflowError or OSError.
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+def parse_rfc3339(value: Any) -> datetime:
+    """Return an aware UTC datetime for an RFC 3339 string, or raise ValueError."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 time")
+    # Python 3.11 accepts at most microseconds; keep the first six digits.
+    text = _SUBMICRO.sub(r"\1", value).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        # A valid local time with an offset can fall past year 9999 (or before year 1)
+        # in UTC. Not chained: fromisoformat's own message quotes the value.
+        raise ValueError("not a representable RFC 3339 time") from None
 
 
 def normalise_brand(word: str) -> str:

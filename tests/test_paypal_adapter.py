@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import time
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.paypal import PayPalAdapter
 from adapters.paypal.adapter import SUPPORTED_EVENT_TYPES, money
@@ -17,6 +20,7 @@ from adapters.paypal.devpki import DEV_CERT_URL
 from adapters.paypal.schemas import to_minor_units
 from adapters.paypal.verify_cert import signed_message
 from adapters.registry import adapter_classes
+from adapters.shapes import parse_rfc3339
 from gateway.errors import ConfigurationError, MalformedBody
 from gateway.settings import EndpointConfig, Settings
 
@@ -480,3 +484,70 @@ def test_signed_message_uses_unsigned_crc32() -> None:
     message = signed_message("tid", "2026-01-01T00:00:00Z", "WID", body)
     assert message == f"tid|2026-01-01T00:00:00Z|WID|{zlib.crc32(body)}".encode()
     assert b"|-" not in message
+
+
+# -- every parse refuses or drops, never raises anything else -------------------
+
+OUT_OF_RANGE_TIMES = [
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T23:59:59.999999999-23:59",
+    "0001-01-01T00:00:00+00:01",
+    "\u0662\u0660\u0662\u0666-03-02T14:21:05Z",
+    "\uff12\uff10\uff12\uff16-03-02T14:21:05Z",
+    "2026-03-02T14:21:05+24:00",
+    "2026-03-02T24:00:00Z",
+    "2026-03-02T14:21:05Z\n",
+    "2026-03-02T14:21:05" + "0" * 5000 + "Z",
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_parse_rfc3339_refuses_times_it_cannot_represent(value: str) -> None:
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_rfc3339(value)
+
+
+def test_parse_rfc3339_keeps_the_edges_of_the_range() -> None:
+    assert parse_rfc3339("9999-12-31T23:59:59Z") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert parse_rfc3339("9999-12-31T23:59:59+01:00").hour == 22
+    assert parse_rfc3339("0001-01-01T00:00:00-01:00").hour == 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    value=st.one_of(
+        st.text(max_size=40),
+        st.from_regex(
+            r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+            r"(Z|[+-][0-9]{2}:[0-9]{2})",
+            fullmatch=True,
+        ),
+        st.integers(),
+        st.none(),
+    )
+)
+def test_parse_rfc3339_only_ever_raises_value_error(value: Any) -> None:
+    try:
+        parsed = parse_rfc3339(value)
+    except ValueError:
+        return
+    assert parsed.utcoffset() is not None
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_meta_refuses_a_create_time_it_cannot_represent(adapter: PayPalAdapter, value: str) -> None:
+    event = copy.deepcopy(CAPTURE_EVENT) | {"create_time": value}
+    with pytest.raises(MalformedBody, match="create_time"):
+        adapter.meta(event, {})
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES)
+def test_next_billing_time_it_cannot_represent_is_dropped(
+    adapter: PayPalAdapter, value: str
+) -> None:
+    event = adapter.sample_event("BILLING.SUBSCRIPTION.ACTIVATED")
+    event["resource"]["billing_info"]["next_billing_time"] = value
+    result = adapter.sanitise(event)
+    (record,) = result.records
+    assert "current_period_end" not in record.values
+    assert result.dropped == ["resource.billing_info.next_billing_time"]

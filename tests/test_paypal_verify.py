@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,13 @@ from responses import matchers
 
 from adapters.paypal import PayPalAdapter
 from adapters.paypal.verify_api import ApiVerifier, verify_request_body
-from adapters.paypal.verify_cert import CACHE_SIZE, MAX_CERT_BYTES, CertVerifier
+from adapters.paypal.verify_cert import (
+    CACHE_SIZE,
+    FAILURE_SECONDS,
+    FETCHES_PER_MINUTE,
+    MAX_CERT_BYTES,
+    CertVerifier,
+)
 from gateway.errors import UpstreamUnavailable, VerificationError
 from gateway.settings import EndpointConfig, Settings
 from tests.paypal_support import (
@@ -565,14 +572,55 @@ class TestCertMode:
         with pytest.raises(VerificationError, match="not PEM"):
             _cert_verifier(pki).verify(BODY, **_sign_direct(pki, BODY))
 
-    def test_failed_download_is_not_cached(self, pki: Pki, mocked: responses.RequestsMock) -> None:
-        mocked.get(CERT_URL, status=503)
-        mocked.get(CERT_URL, body=pki.chain_pem())
-        verifier = _cert_verifier(pki)
+    @pytest.mark.parametrize(
+        ("first", "error"),
+        [({"status": 503}, UpstreamUnavailable), ({"status": 404}, VerificationError)],
+    )
+    def test_failed_url_is_remembered_briefly(
+        self,
+        pki: Pki,
+        mocked: responses.RequestsMock,
+        first: dict[str, Any],
+        error: type[Exception],
+    ) -> None:
+        failing = mocked.get(CERT_URL, **first)
+        now = [1000.0]
+        verifier = _cert_verifier(pki, monotonic=lambda: now[0])
         args = _sign_direct(pki, BODY)
-        with pytest.raises(UpstreamUnavailable):
+        with pytest.raises(error):
             verifier.verify(BODY, **args)
+        # A flood naming the failed URL costs no further request within the minute.
+        now[0] += FAILURE_SECONDS - 1
+        for _ in range(5):
+            with pytest.raises(error):
+                verifier.verify(BODY, **args)
+        assert failing.call_count == 1
+        # Once the minute is over the URL is fetched again, and a good answer is used.
+        mocked.replace(responses.GET, CERT_URL, body=pki.chain_pem())
+        now[0] += 2
         verifier.verify(BODY, **args)
+        verifier.verify(BODY, **args)
+        assert len(mocked.calls) == 2
+
+    def test_fetches_of_new_urls_are_capped_per_minute(
+        self, pki: Pki, mocked: responses.RequestsMock
+    ) -> None:
+        # Unsigned garbage naming a fresh PayPal URL each time costs a bounded number of
+        # outbound requests; past the cap the answer is 503, so PayPal itself retries.
+        base = "https://api.paypal.com/v1/notifications/certs/CERT-flood-"
+        listed = mocked.get(re.compile(re.escape(base) + r"\d+"), status=404)
+        now = [1000.0]
+        verifier = _cert_verifier(pki, monotonic=lambda: now[0])
+        for n in range(FETCHES_PER_MINUTE):
+            with pytest.raises(VerificationError, match="does not serve"):
+                verifier.verify(BODY, **_sign_direct(pki, BODY, cert_url=f"{base}{n}"))
+        with pytest.raises(UpstreamUnavailable, match="too many"):
+            verifier.verify(BODY, **_sign_direct(pki, BODY, cert_url=f"{base}99"))
+        assert listed.call_count == FETCHES_PER_MINUTE
+        # The refused URL is not remembered as failed: once the minute is over it is fetched.
+        mocked.get(f"{base}99", body=pki.chain_pem())
+        now[0] += 61
+        verifier.verify(BODY, **_sign_direct(pki, BODY, cert_url=f"{base}99"))
 
     def test_preseeded_cache_dir_needs_no_network(
         self, pki: Pki, mocked: responses.RequestsMock, tmp_path: Path
@@ -600,13 +648,15 @@ class TestCertMode:
         assert len(mocked.calls) == 0
 
     def test_cache_is_bounded(self, pki: Pki, mocked: responses.RequestsMock) -> None:
-        verifier = _cert_verifier(pki)
+        now = [1000.0]
+        verifier = _cert_verifier(pki, monotonic=lambda: now[0])
         urls = [
             f"https://api.paypal.com/v1/notifications/certs/CERT-{i}" for i in range(CACHE_SIZE + 5)
         ]
         for url in urls:
             mocked.get(url, body=pki.chain_pem())
             verifier.verify(BODY, **_sign_direct(pki, BODY, cert_url=url))
+            now[0] += 61  # past the fetch cap's minute
         assert len(verifier._cache) == CACHE_SIZE
         assert urls[0] not in verifier._cache and urls[-1] in verifier._cache
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
 from adapters.razorpay import SUPPORTED_EVENT_TYPES, RazorpayAdapter
@@ -38,6 +40,17 @@ def signed(body: bytes, secret: str = SECRET, event_id: str = EVENT_ID) -> dict[
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"X-Razorpay-Signature": digest, "X-Razorpay-Event-Id": event_id}
 
+
+# Every kind of JSON scalar an epoch field might be sent as, edges of the range included.
+ANY_SCALAR = st.one_of(
+    st.integers(),
+    st.integers(min_value=253402280000, max_value=253402300810),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=30),
+    st.integers().map(str),
+)
 
 BODY = b'{"entity":"event","event":"payment.captured","payload":{},"created_at":1700000000}'
 
@@ -763,3 +776,79 @@ def test_sanitise_does_not_change_the_event(adapter: RazorpayAdapter) -> None:
 def test_the_receipt_time_fallback_is_recent(adapter: RazorpayAdapter) -> None:
     meta = adapter.meta(build_event("token.suspended"), signed(BODY))
     assert datetime.now(UTC) - meta.occurred_at < timedelta(seconds=5)
+
+
+# -- every parse refuses or drops, never raises anything else --------------------
+
+
+def test_a_token_expiring_in_the_last_utc_second_of_9999_drops_its_expiry(
+    adapter: RazorpayAdapter,
+) -> None:
+    event = build_event("token.expiry_updated")
+    # The last second a datetime holds in UTC is already year 10000 in India.
+    entity(event, "token")["expired_at"] = 253402300799
+    out = adapter.sanitise(event)
+    (record,) = out.records
+    assert "exp_month" not in record.values and "exp_year" not in record.values
+    assert out.dropped == ["payload.token.entity.expired_at"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=ANY_SCALAR)
+def test_any_epoch_value_is_kept_in_range_or_dropped(value: Any) -> None:
+    adapter = RazorpayAdapter(Settings())
+    event = build_event("subscription.charged")
+    entity(event, "subscription")["current_end"] = value
+    entity(event, "subscription")["created_at"] = value
+    out = adapter.sanitise(event)
+    (subscription,) = [r for r in out.records if r.type == "subscription"]
+    if type(value) is int and 0 <= value <= 253402300799:
+        assert subscription.values["current_period_end"] == datetime.fromtimestamp(value, UTC)
+    else:
+        assert "current_period_end" not in subscription.values
+        if value is not None:
+            assert "payload.subscription.entity.current_end" in out.dropped
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=ANY_SCALAR)
+def test_any_token_expiry_is_read_or_dropped(value: Any) -> None:
+    adapter = RazorpayAdapter(Settings())
+    event = build_event("token.expiry_updated")
+    entity(event, "token")["expired_at"] = value
+    (record,) = adapter.sanitise(event).records
+    if "exp_year" in record.values:
+        assert 1970 <= record.values["exp_year"] <= 9999
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=ANY_SCALAR)
+def test_meta_of_any_created_at_is_a_time_or_malformed(value: Any) -> None:
+    adapter = RazorpayAdapter(Settings())
+    event = build_event("payment.captured")
+    event["created_at"] = value
+    try:
+        meta = adapter.meta(event, signed(BODY))
+    except MalformedBody:
+        return
+    assert meta.occurred_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "value", ["\u00e9" * 64, "\u0663" * 64, "\uff41" * 64, "a" * 5000, "0" * 64 + "\u00b2"]
+)
+def test_verify_refuses_non_ascii_or_overlong_signatures(
+    adapter: RazorpayAdapter, value: str
+) -> None:
+    headers = signed(BODY) | {"X-Razorpay-Signature": value}
+    with pytest.raises(VerificationError, match="^malformed X-Razorpay-Signature header$"):
+        adapter.verify(BODY, headers, endpoint())
+
+
+@pytest.mark.parametrize("value", ["evt_\u00b2", "evt_\u0663", "\u00e9" * 10, "e" * 5000])
+def test_verify_refuses_non_ascii_or_overlong_event_ids(
+    adapter: RazorpayAdapter, value: str
+) -> None:
+    headers = signed(BODY, event_id=value)
+    with pytest.raises(VerificationError, match="^malformed X-Razorpay-Event-Id header$"):
+        adapter.verify(BODY, headers, endpoint())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,8 @@ import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from tests.conftest import all_rows, assert_nowhere, plain_rows, sample, signed_post
@@ -333,3 +336,89 @@ def test_razorpay_is_off_without_a_secret(make_app: Callable[..., Flask]) -> Non
     body = orjson.dumps(sample("razorpay", "payment.captured"))
     headers = {"X-Razorpay-Signature": hmac_hex(body, SECRET), "X-Razorpay-Event-Id": new_id()}
     assert raw_post(client, body, headers).status_code == 404
+
+
+# -- every parse refuses with a JSON 400 (or drops the field), never a 5xx ------
+
+
+def nothing_stored(engine: Engine) -> bool:
+    """Return whether every table is empty."""
+    return all(rows == [] for rows in all_rows(engine).values())
+
+
+def test_token_expiring_at_the_end_of_9999_is_stored_without_its_expiry(
+    rzp: FlaskClient, engine: Engine
+) -> None:
+    event = sample("razorpay", "token.expiry_updated")
+    token = entity(event, "token")
+    token["expired_at"] = 253402300799
+    response = post(rzp, event)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    row = rows_by_id(engine)[token["id"]]
+    assert row["exp_month"] is None and row["exp_year"] is None
+    (stored_event,) = all_rows(engine)["events"]
+    assert stored_event["dropped_fields"] == 1
+
+
+@pytest.mark.parametrize("created_at", [253402300800, 2**64 - 1, -1, 1.5, "1700000000", True])
+def test_event_created_at_out_of_range_is_a_json_400_and_nothing_stored(
+    rzp: FlaskClient, engine: Engine, created_at: Any
+) -> None:
+    event = sample("razorpay", "payment.captured")
+    event["created_at"] = created_at
+    response = post(rzp, json.dumps(event).encode())
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "malformed_body"
+    assert nothing_stored(engine)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Razorpay-Signature", "\u00e9" * 64),
+        ("X-Razorpay-Signature", "0" * 63 + "\u00b2"),
+        ("X-Razorpay-Signature", "a" * 5000),
+        ("X-Razorpay-Event-Id", "evt_\u00b2\u00b3"),
+        ("X-Razorpay-Event-Id", "e" * 5000),
+    ],
+    ids=[
+        "latin1-signature",
+        "superscript-signature",
+        "long-signature",
+        "superscript-id",
+        "long-id",
+    ],
+)
+def test_malformed_header_is_a_json_400_and_nothing_stored(
+    rzp: FlaskClient, engine: Engine, name: str, value: str
+) -> None:
+    response = post(rzp, sample("razorpay", "payment.captured"), headers={name: value})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["error"]["code"] == "verification_failed"
+    assert value not in response.get_data(as_text=True)
+    assert nothing_stored(engine)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.one_of(
+        st.integers(),
+        st.integers(min_value=253402280000, max_value=253402300810),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.integers().map(str),
+    )
+)
+def test_any_epoch_value_is_kept_or_dropped_never_a_5xx(
+    rzp: FlaskClient, engine: Engine, value: Any
+) -> None:
+    event = sample("razorpay", "subscription.charged")
+    entity(event, "subscription")["current_end"] = value
+    token_event = sample("razorpay", "token.expiry_updated")
+    entity(token_event, "token")["expired_at"] = value
+    for body in (event, token_event):
+        response = post(rzp, json.dumps(body).encode())
+        assert response.status_code == 200, response.get_data(as_text=True)

@@ -1287,3 +1287,110 @@ def test_sample_objects_are_independent(adapter: StripeAdapter) -> None:
     assert again["data"]["object"]["billing_details"]["address"]["city"] == get(
         snapshot, OBJ + "billing_details.address.city"
     )
+
+
+# -- every parse refuses or drops, never raises anything else ------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("t={now},v1=" + "\u00e9" * 64, "not ASCII"),
+        ("t={now},v1=" + "\u0663" * 64, "not ASCII"),
+        ("t=\u00b2,v1=" + "a" * 64, "not ASCII"),
+        ("t=\u0661\u0667" + "\u0660" * 8 + ",v1=" + "a" * 64, "not ASCII"),
+        ("t=99999999999999999999,v1=" + "a" * 64, "timestamp is not an integer"),
+        ("t={now}\n,v1=" + "a" * 64, "timestamp is not an integer"),
+        ("t={now},v1=" + "a" * 64 + ",v1=" + "b" * 5000, "too long"),
+    ],
+)
+def test_verify_refuses_non_ascii_and_overlong_headers(
+    adapter: StripeAdapter, endpoint: EndpointConfig, value: str, message: str
+) -> None:
+    header_value = value.replace("{now}", str(int(time.time())))
+    with pytest.raises(VerificationError, match=f"^malformed Stripe-Signature header: {message}$"):
+        adapter.verify(b"{}", {"Stripe-Signature": header_value}, endpoint)
+
+
+@settings(max_examples=200, deadline=None)
+@given(signature=st.text(max_size=80))
+def test_verify_with_a_fresh_timestamp_never_raises_another_exception(signature: str) -> None:
+    adapter = StripeAdapter(Settings(tolerance_seconds=TOLERANCE))
+    endpoint = EndpointConfig(provider="stripe", webhook_secrets=(FIRST,))
+    value = f"t={int(time.time())},v1={signature}"
+    with pytest.raises(VerificationError):
+        adapter.verify(b"{}", {"Stripe-Signature": value}, endpoint)
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+00:01",
+        "9999-12-31T23:59:59.999999999-23:59",
+        "\u0662\u0660\u0662\u0664-09-17T06:20:52Z",
+        "2024-09-17T06:20:52+24:00",
+        "2024-09-17T24:00:00Z",
+        253402300800,
+        2**64 - 1,
+        -(2**63),
+        float(2**53),
+    ],
+)
+def test_meta_refuses_times_it_cannot_represent(adapter: StripeAdapter, created: Any) -> None:
+    event = adapter.sample_event("charge.succeeded") | {"created": created}
+    with pytest.raises(MalformedBody, match="created"):
+        adapter.meta(event, Headers())
+
+
+def test_meta_keeps_the_last_representable_second(adapter: StripeAdapter) -> None:
+    event = adapter.sample_event("charge.succeeded") | {"created": 253402300799}
+    assert adapter.meta(event, Headers()).occurred_at == datetime(
+        9999, 12, 31, 23, 59, 59, tzinfo=UTC
+    )
+    event["created"] = "9999-12-31T23:59:59+00:00"
+    assert adapter.meta(event, Headers()).occurred_at.year == 9999
+
+
+_ANY_JSON_SCALAR = st.one_of(
+    st.integers(),
+    st.integers(min_value=253402300790, max_value=253402300810),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=30),
+    st.integers().map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(created=_ANY_JSON_SCALAR)
+def test_meta_of_any_created_is_a_time_or_malformed(created: Any) -> None:
+    adapter = StripeAdapter(Settings())
+    event = adapter.sample_event("charge.succeeded") | {"created": created}
+    try:
+        meta = adapter.meta(event, Headers())
+    except MalformedBody:
+        return
+    assert meta.occurred_at.tzinfo is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_ANY_JSON_SCALAR)
+def test_any_epoch_field_value_is_kept_in_range_or_dropped(value: Any) -> None:
+    adapter = StripeAdapter(Settings())
+    event = adapter.sample_event("customer.subscription.updated")
+    item = event["data"]["object"]["items"]["data"][0]
+    event["data"]["object"]["current_period_end"] = value
+    item["current_period_end"] = value
+    result = adapter.sanitise(event)
+    (record,) = result.records
+    if type(value) is int and 0 <= value <= 253402300799:
+        assert record.values["current_period_end"] == datetime.fromtimestamp(value, UTC)
+        assert OBJ + "current_period_end" not in result.dropped
+    elif value is None:
+        assert OBJ + "current_period_end" not in result.dropped
+    else:
+        assert "current_period_end" not in record.values
+        assert OBJ + "current_period_end" in result.dropped
+        assert OBJ + "items.data.0.current_period_end" in result.dropped

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from adapters.stripe.adapter import SUPPORTED_EVENT_TYPES
@@ -210,3 +214,83 @@ def test_later_charge_does_not_reactivate_a_detached_card(
     assert signed_post(client, "stripe", detached).status_code == 200
     assert signed_post(client, "stripe", charge).status_code == 200
     assert stored(engine, "payment_methods", token)["status"] == "detached"
+
+
+# -- every parse refuses with a JSON 400 (or drops the field), never a 5xx ------
+
+
+def nothing_stored(engine: Engine) -> bool:
+    """Return whether every table is empty."""
+    return all(rows == [] for rows in all_rows(engine).values())
+
+
+def assert_refused(response: Any, code: str) -> None:
+    """Assert a JSON 400 with the error shape and the given code."""
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "t={now},v1=" + "\u00e9" * 64,
+        "t={now},v1=\u00e9",
+        "t={now},v1=" + "a" * 63 + "\u00ff",
+        "t=\u00b2,v1=" + "a" * 64,
+        "t=99999999999999999999,v1=" + "a" * 64,
+        "t={now}," + "v1=" + "a" * 64 + ",v1=" + "b" * 5000,
+    ],
+    ids=["latin1-signature", "short-latin1", "latin1-tail", "superscript-t", "huge-t", "overlong"],
+)
+def test_malformed_signature_header_is_a_json_400_and_nothing_stored(
+    client: FlaskClient, engine: Engine, value: str
+) -> None:
+    event = sample("stripe", "charge.succeeded")
+    headers = {"Stripe-Signature": value.replace("{now}", str(int(time.time())))}
+    response = signed_post(client, "stripe", event, headers=headers)
+    assert_refused(response, "verification_failed")
+    assert "\u00e9" not in response.get_data(as_text=True)
+    assert nothing_stored(engine)
+
+
+@pytest.mark.parametrize(
+    "created", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+00:01", 253402300800, 2**64 - 1]
+)
+def test_event_time_out_of_range_is_a_json_400_and_nothing_stored(
+    client: FlaskClient, engine: Engine, created: Any
+) -> None:
+    event = sample("stripe", "charge.succeeded") | {"created": created}
+    response = signed_post(client, "stripe", json.dumps(event).encode())
+    assert_refused(response, "malformed_body")
+    assert nothing_stored(engine)
+
+
+_EPOCH_VALUES = st.one_of(
+    st.integers(),
+    st.integers(min_value=253402300790, max_value=253402300810),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.integers().map(str),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=_EPOCH_VALUES)
+def test_any_epoch_value_is_kept_or_dropped_never_a_5xx(
+    client: FlaskClient, engine: Engine, value: Any
+) -> None:
+    event = sample("stripe", "customer.subscription.updated")
+    event["data"]["object"]["current_period_end"] = value
+    event["data"]["object"]["items"]["data"][0]["current_period_end"] = value
+    response = signed_post(client, "stripe", json.dumps(event).encode())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    row = stored(engine, "subscriptions", event["data"]["object"]["id"])
+    in_range = type(value) is int and 0 <= value <= 253402300799
+    if in_range:
+        assert row["current_period_end"] == datetime.fromtimestamp(value, UTC)
+    else:
+        assert row["current_period_end"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import re
 import secrets
@@ -36,12 +37,12 @@ from adapters.paypal.schemas import (
     RelatedIdsSchema,
     SubscriptionSchema,
     VaultAttributesSchema,
-    parse_rfc3339,
     to_minor_units,
 )
 from adapters.paypal.verify_api import ApiVerifier, verify_request_body
 from adapters.paypal.verify_cert import AUTH_ALGO, CertVerifier, cert_name, signed_message
-from adapters.shapes import ID_PATTERN, currency_exponent
+from adapters.paypal.vocabulary import VOCABULARY
+from adapters.shapes import ID_PATTERN, currency_exponent, parse_rfc3339
 from gateway.errors import ConfigurationError, MalformedBody, VerificationError
 from gateway.records import EventMeta, Sanitised
 
@@ -446,6 +447,14 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _is_base64(value: str) -> bool:
+    """Return whether a header value is strict, non-empty base64."""
+    try:
+        return bool(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 def _option(endpoint: EndpointConfig, key: str) -> str | None:
     value = endpoint.options.get(key)
     return value if isinstance(value, str) and value else None
@@ -465,6 +474,8 @@ class PayPalAdapter(Adapter):
 
     name = "paypal"
     signature_header = TRANSMISSION_SIG
+    vocabulary = VOCABULARY
+    transmission_header = TRANSMISSION_ID
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -525,15 +536,13 @@ class PayPalAdapter(Adapter):
         auth_algo = _header(headers, AUTH_ALGO_HEADER)
         if not _TRANSMISSION_ID.fullmatch(transmission_id):
             raise VerificationError(f"malformed {TRANSMISSION_ID} header")
-        if not _SIG.fullmatch(signature):
+        if not _SIG.fullmatch(signature) or not _is_base64(signature):
             raise VerificationError(f"malformed {TRANSMISSION_SIG} header")
         if auth_algo != AUTH_ALGO:
             raise VerificationError(f"unsupported {AUTH_ALGO_HEADER}")
-        webhook_id = _option(endpoint, "webhook_id")
-        if webhook_id is None:
-            raise VerificationError("no PayPal webhook id is configured")
 
-        # Cheap checks first: the window, then the URL, before any network or crypto.
+        # Every check that needs no network runs before the first outbound call (the
+        # certificate fetch or PayPal's API): unauthenticated garbage costs nothing.
         try:
             sent = parse_rfc3339(transmission_time).timestamp()
         except ValueError as exc:
@@ -545,11 +554,15 @@ class PayPalAdapter(Adapter):
         if sent > now + tolerance:
             raise VerificationError("transmission time is in the future")
         cert_name(cert_url)
+        webhook_id = _option(endpoint, "webhook_id")
+        if webhook_id is None:
+            raise VerificationError("no PayPal webhook id is configured")
+        # api mode splices the bytes into one JSON request, so they must be one object;
+        # cert mode would refuse anything else after verifying, so refuse it before.
+        parse_json(raw_body)
 
         verifier = self.verifier(endpoint)
         if isinstance(verifier, ApiVerifier):
-            # Splicing needs one JSON object; anything else is refused before PayPal sees it.
-            parse_json(raw_body)
             verifier.verify(
                 verify_request_body(
                     auth_algo=auth_algo,

@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from marshmallow import ValidationError, fields, validate
 
-from adapters.shapes import MAX_AMOUNT, Brand, Currency, Id, Last4, StrictSchema, Word
-
-_RFC3339: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+from adapters.shapes import (
+    MAX_AMOUNT,
+    Brand,
+    Currency,
+    Id,
+    Last4,
+    StrictSchema,
+    Word,
+    parse_rfc3339,
 )
+
 # PayPal's money value: digits, optionally a point and more digits. No sign,
 # no exponent, no spaces; how many decimals are allowed depends on the currency.
 # ASCII digits only ("\d" also matches other scripts' digits); always fullmatch
 # (a "$" would let a trailing newline through).
 _DECIMAL: Final = re.compile(r"([0-9]{1,19})(?:\.([0-9]{1,9}))?")
 _EXPIRY: Final = re.compile(r"([0-9]{4})-([0-9]{2})")
-
-
-def parse_rfc3339(value: Any) -> datetime:
-    """Return an aware UTC datetime for an RFC 3339 string, or raise ValueError."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("not an RFC 3339 time")
-    # Python 3.11 accepts at most microseconds; keep the first six digits.
-    text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", value)
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def to_minor_units(value: Any, exponent: int) -> int:

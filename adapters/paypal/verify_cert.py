@@ -5,6 +5,10 @@ from PayPal's own API hosts, without redirects, under a size limit and a
 timeout; it must chain to the configured trust roots, be valid now and name
 a ``paypal.com`` host. Verified chains are cached in memory by URL (bounded)
 and may be pre-seeded from a directory, so an air-gapped gateway never fetches.
+A URL whose fetch or chain failed is remembered for FAILURE_SECONDS (bounded too):
+a flood of deliveries naming it costs one outbound request a minute, not one each.
+Fetches of URLs not seen before are capped at FETCHES_PER_MINUTE per endpoint; past
+the cap a delivery is answered 503 (PayPal retries), never with a fetch.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import base64
 import binascii
 import re
 import threading
+import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +47,10 @@ MAX_CERT_BYTES: Final = 64 * 1024
 # (connect, read) seconds: a delivery must be answered well inside PayPal's own timeout.
 FETCH_TIMEOUT: Final = (1.5, 1.5)
 CACHE_SIZE: Final = 32
+# How long a failed certificate URL answers with its failure without a new fetch.
+FAILURE_SECONDS: Final = 60.0
+# PayPal rotates its signing certificate rarely: a handful of new URLs a minute is plenty.
+FETCHES_PER_MINUTE: Final = 10
 AUTH_ALGO: Final = "SHA256withRSA"
 
 
@@ -121,6 +130,7 @@ class CertVerifier:
         fetch: bool = True,
         clock: Callable[[], datetime] | None = None,
         session: requests.Session | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = verification.Store(trust_roots)
         self._cache_dir = cache_dir
@@ -128,6 +138,12 @@ class CertVerifier:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._session = session or requests.Session()
         self._cache: OrderedDict[str, _Chain] = OrderedDict()
+        # URL -> (when it may be tried again, the error it failed with).
+        self._failed: OrderedDict[str, tuple[float, VerificationError | UpstreamUnavailable]] = (
+            OrderedDict()
+        )
+        self._monotonic = monotonic
+        self._fetched: deque[float] = deque()
         self._lock = threading.Lock()
 
     @classmethod
@@ -204,20 +220,45 @@ class CertVerifier:
             if cached is not None:
                 self._cache.move_to_end(url)
                 return cached
-        pem = self._seeded(name)
-        if pem is None:
-            if not self._fetch:
-                raise VerificationError("PayPal certificate is not in the local cache")
-            pem = self._download(url)
-        chain = _parse_chain(pem)
-        # Only a chain that verifies now is cached, so a bad URL is never remembered as good.
-        self._checked(chain)
+            failed = self._failed.get(url)
+            if failed is not None and self._monotonic() < failed[0]:
+                raise type(failed[1])(str(failed[1]))
+        try:
+            pem = self._seeded(name)
+            if pem is None:
+                if not self._fetch:
+                    raise VerificationError("PayPal certificate is not in the local cache")
+                self._count_fetch()
+                pem = self._download(url)
+            chain = _parse_chain(pem)
+            # Only a chain that verifies now is cached, so a bad URL is never remembered as good.
+            self._checked(chain)
+        except _Throttled:
+            raise
+        except (VerificationError, UpstreamUnavailable) as exc:
+            with self._lock:
+                self._failed[url] = (self._monotonic() + FAILURE_SECONDS, exc)
+                self._failed.move_to_end(url)
+                while len(self._failed) > CACHE_SIZE:
+                    self._failed.popitem(last=False)
+            raise
         with self._lock:
+            self._failed.pop(url, None)
             self._cache[url] = chain
             self._cache.move_to_end(url)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return chain
+
+    def _count_fetch(self) -> None:
+        """Count one outbound fetch; refuse it past FETCHES_PER_MINUTE (not cached as failed)."""
+        with self._lock:
+            now = self._monotonic()
+            while self._fetched and self._fetched[0] <= now - 60:
+                self._fetched.popleft()
+            if len(self._fetched) >= FETCHES_PER_MINUTE:
+                raise _Throttled("too many PayPal certificate fetches; retry later")
+            self._fetched.append(now)
 
     def _seeded(self, name: str) -> bytes | None:
         if self._cache_dir is None:
@@ -249,6 +290,10 @@ class CertVerifier:
                 return bytes(body)
         except requests.RequestException as exc:
             raise UpstreamUnavailable("PayPal certificate host is unreachable") from exc
+
+
+class _Throttled(UpstreamUnavailable):
+    """The fetch cap is reached: say so, without remembering the URL as failed."""
 
 
 def _parse_chain(pem: bytes) -> _Chain:

@@ -28,6 +28,7 @@ from adapters.razorpay.schemas import (
     TokenCardSchema,
     TokenSchema,
 )
+from adapters.razorpay.vocabulary import VOCABULARY
 from adapters.shapes import ID_PATTERN, load_partial
 from gateway import guard
 from gateway.errors import MalformedBody, VerificationError
@@ -423,9 +424,14 @@ def _token(run: SanitiseRun, entity: Mapping[str, Any]) -> None:
         if isinstance(expired_at, datetime) and "exp_month" not in values:
             # A card token's expired_at is the card's expiry; UPI and e-mandate
             # tokens have no card, so their expired_at is not read as one.
-            local = expired_at.astimezone(_IST)
-            values["exp_month"] = local.month
-            values["exp_year"] = local.year
+            try:
+                local = expired_at.astimezone(_IST)
+            except OverflowError:
+                # The last hours of year 9999 in UTC are year 10000 in India: no expiry.
+                run.out.dropped.append(prefix + "expired_at")
+            else:
+                values["exp_month"] = local.month
+                values["exp_year"] = local.year
     run.emit("payment_method", values)
 
 
@@ -442,14 +448,14 @@ def _entities(event: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]
             yield str(name), entity
 
 
-def _occurred_at(event: Mapping[str, Any]) -> datetime:
+def _occurred_at(event: Mapping[str, Any]) -> datetime | None:
     """Return when the event happened, for ordering deliveries of one object.
 
     The event's own created_at when sent. Some events (token.* and a few
     subscription.activated and refund.speed_changed deliveries) come without
     one: then the latest created_at of the entities they carry (no event can
     predate the objects in it, so that is the tightest bound the body gives),
-    and failing that the time of receipt.
+    and failing that None: the body does not say (the caller uses the time of receipt).
     """
     if "created_at" in event and event["created_at"] is not None:
         loaded, failed = load_partial(_CREATED, {"created_at": event["created_at"]})
@@ -462,7 +468,7 @@ def _occurred_at(event: Mapping[str, Any]) -> datetime:
         created = loaded.get("created_at")
         if isinstance(created, datetime) and (latest is None or created > latest):
             latest = created
-    return latest if latest is not None else datetime.now(UTC)
+    return latest
 
 
 def _event_id(headers: Mapping[str, str]) -> str:
@@ -481,6 +487,7 @@ class RazorpayAdapter(Adapter):
 
     name = "razorpay"
     signature_header = SIGNATURE_HEADER
+    vocabulary = VOCABULARY
 
     def enabled(self, endpoint: EndpointConfig) -> bool:
         """Return whether the endpoint has at least one webhook secret."""
@@ -533,7 +540,13 @@ class RazorpayAdapter(Adapter):
         event_type = event.get("event")
         if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
             raise MalformedBody("event type is missing or malformed")
-        return EventMeta(id=_event_id(headers), type=event_type, occurred_at=_occurred_at(event))
+        occurred = _occurred_at(event)
+        return EventMeta(
+            id=_event_id(headers),
+            type=event_type,
+            occurred_at=occurred or datetime.now(UTC),
+            time_unknown=occurred is None,
+        )
 
     def sanitise(self, event: dict[str, Any]) -> Sanitised:
         """Keep the allowlisted fields of a supported event's entities."""

@@ -27,12 +27,13 @@ from adapters.shapes import (
     Word,
 )
 
-_SHORT_DIGITS = re.compile(r"^[0-9]{1,4}$")
+# Always fullmatch: a "$" would let a trailing newline through.
+_SHORT_DIGITS = re.compile(r"[0-9]{1,4}")
 
 
 def _digits_to_int(value: Any) -> Any:
     # Razorpay's card APIs send expiry as 2 in some places and "02" in others.
-    if isinstance(value, str) and _SHORT_DIGITS.match(value):
+    if isinstance(value, str) and _SHORT_DIGITS.fullmatch(value):
         return int(value)
     return value
 

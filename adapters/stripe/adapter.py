@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -14,7 +14,7 @@ import stripe
 from marshmallow import Schema
 
 from adapters.base import Adapter, SanitiseRun, header
-from adapters.shapes import ID_PATTERN
+from adapters.shapes import ID_PATTERN, from_epoch, parse_rfc3339
 from adapters.stripe import samples
 from adapters.stripe.schemas import (
     CardSchema,
@@ -33,6 +33,7 @@ from adapters.stripe.schemas import (
     SubscriptionItemSchema,
     SubscriptionSchema,
 )
+from adapters.stripe.vocabulary import VOCABULARY
 from gateway.errors import MalformedBody, VerificationError
 from gateway.records import EventMeta, Sanitised
 
@@ -42,10 +43,11 @@ if TYPE_CHECKING:
 SIGNATURE_HEADER: Final = "Stripe-Signature"
 
 _ID = re.compile(ID_PATTERN)
-_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_DIGITS = re.compile(r"^[0-9]{1,12}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$")
-_MAX_EPOCH: Final = 253402300799  # 9999-12-31T23:59:59Z
+_WORD = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Always fullmatch: a "$" would let a trailing newline through.
+_DIGITS = re.compile(r"[0-9]{1,12}")
+# Stripe sends one t and a v1 per secret (a few during rotation): a few hundred characters.
+_MAX_SIGNATURE_HEADER: Final = 4096
 
 # Card-like payment method details whose brand/last4/expiry we keep.
 _CARD_TYPES: Final = ("card", "card_present")
@@ -532,6 +534,11 @@ def _is_thin(event: Mapping[str, Any]) -> bool:
 
 def _parse_signature_header(value: str) -> int:
     """Return the header's timestamp, or raise VerificationError if it is malformed."""
+    if len(value) > _MAX_SIGNATURE_HEADER:
+        raise VerificationError("malformed Stripe-Signature header: too long")
+    # stripe's comparison raises TypeError on non-ASCII text; str.isdigit accepts "²".
+    if not value.isascii():
+        raise VerificationError("malformed Stripe-Signature header: not ASCII")
     # Same splitting as stripe's own parser (no trimming), so both read the same t.
     timestamps: list[str] = []
     has_v1 = False
@@ -547,7 +554,7 @@ def _parse_signature_header(value: str) -> int:
         raise VerificationError("malformed Stripe-Signature header: no timestamp")
     if len(timestamps) > 1:
         raise VerificationError("malformed Stripe-Signature header: several timestamps")
-    if not _DIGITS.match(timestamps[0]):
+    if not _DIGITS.fullmatch(timestamps[0]):
         raise VerificationError("malformed Stripe-Signature header: timestamp is not an integer")
     if not has_v1:
         raise VerificationError("malformed Stripe-Signature header: no v1 signature")
@@ -555,17 +562,17 @@ def _parse_signature_header(value: str) -> int:
 
 
 def _occurred_at(created: Any) -> datetime:
+    """Return the event's creation time: epoch seconds (snapshot) or RFC 3339 (thin)."""
     if isinstance(created, int) and not isinstance(created, bool):
-        if not 0 <= created <= _MAX_EPOCH:
-            raise MalformedBody("event created is out of range")
-        return datetime.fromtimestamp(created, tz=UTC)
-    if isinstance(created, str) and _RFC3339.match(created):
-        # Python 3.11 accepts at most microseconds; Stripe may send more digits.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", created)
         try:
-            return datetime.fromisoformat(text).astimezone(UTC)
+            return from_epoch(created)
         except ValueError as exc:
-            raise MalformedBody("event created is not a valid time") from exc
+            raise MalformedBody("event created is out of range") from exc
+    if isinstance(created, str):
+        try:
+            return parse_rfc3339(created)
+        except ValueError as exc:
+            raise MalformedBody("event created is missing or not a time") from exc
     raise MalformedBody("event created is missing or not a time")
 
 
@@ -574,6 +581,7 @@ class StripeAdapter(Adapter):
 
     name = "stripe"
     signature_header = SIGNATURE_HEADER
+    vocabulary = VOCABULARY
 
     def enabled(self, endpoint: EndpointConfig) -> bool:
         """Return whether the endpoint has at least one webhook secret."""
@@ -629,10 +637,10 @@ class StripeAdapter(Adapter):
     def meta(self, event: dict[str, Any], headers: Mapping[str, str]) -> EventMeta:
         """Return the event's id, type and creation time, or raise MalformedBody."""
         event_id = event.get("id")
-        if not isinstance(event_id, str) or not _ID.match(event_id):
+        if not isinstance(event_id, str) or not _ID.fullmatch(event_id):
             raise MalformedBody("event id is missing or malformed")
         event_type = event.get("type")
-        if not isinstance(event_type, str) or not _WORD.match(event_type):
+        if not isinstance(event_type, str) or not _WORD.fullmatch(event_type):
             raise MalformedBody("event type is missing or malformed")
         return EventMeta(
             id=event_id, type=event_type, occurred_at=_occurred_at(event.get("created"))
