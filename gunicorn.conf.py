@@ -70,11 +70,16 @@ _SHM = "/dev/shm"  # noqa: S108 - a fixed system tmpfs, not a predictable file n
 if Path(_SHM).is_dir() and os.access(_SHM, os.W_OK):
     worker_tmp_dir = _SHM
 
-# Access log: the route path only (no query string) and no header values; application
-# logs are JSON lines on standard error through the redaction filter.
+# Access log: the route template the app matched (/v1/customers/<provider>/<customer>,
+# or <unmatched>), never the path, which carries customer ids and tokens, nor the query
+# string, nor header values. Application logs are JSON lines on standard error through
+# the redaction filter.
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+# gunicorn's own lines and answers held to the same rules: its error log redacted, its
+# access-log methods checked, its answers to requests it cannot parse in JSON.
+logger_class = "gateway.serving.Logger"
+access_log_format = '%(h)s "%(m)s %({paysieve.route}e)s" %(s)s %(B)s %(M)sms'
 
 # Each worker is a separate process: prometheus-client must keep counters in files
 # that /metrics sums. Set before any worker imports prometheus_client (it reads the
@@ -87,7 +92,10 @@ if _owns_metrics_dir:
 
 
 def on_starting(server: Any) -> None:
-    """Remove metric files a previous run left, so counters start from zero."""
+    """Answer unparseable requests in JSON; remove metric files a previous run left."""
+    from gateway import serving
+
+    serving.install()
     for stale in Path(_metrics_dir).glob("*.db"):
         stale.unlink(missing_ok=True)
 

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.elements import ColumnElement
 
-from gateway import audit_trail, keys
+from gateway import audit_trail, guard, keys, metrics
 from gateway.api_schemas import (
     ID_PATTERN,
     MAX_SEQ,
@@ -77,7 +77,7 @@ from gateway.errors import (
     StorageUnavailable,
     Unauthorized,
 )
-from gateway.http import error_response
+from gateway.http import error_response, route_template
 from gateway.keys import ApiKey
 from gateway.records import RECORD_TYPES
 from gateway.settings import Settings
@@ -92,6 +92,10 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 docs_bp = Blueprint("docs", __name__)
 
 _STORAGE_ERRORS = (OperationalError, PoolTimeout, DBAPIError)
+
+# Card numbers have 12-19 digits: a shorter string or a smaller integer cannot hold one.
+_SHORTEST_CARD_TEXT: Final = 12
+_SMALLEST_CARD_NUMBER: Final = 10**11
 
 # Swagger UI needs its own script and stylesheet, data: images from its CSS, and fetches
 # of the document (and "try it out") from this origin: nothing else, nothing inline.
@@ -190,15 +194,29 @@ def authorize(scope: str) -> ApiKey:
     if key is None:
         raise Unauthorized("a valid API key is required")
     if not key.allows(scope):
+        log.warning(
+            "key %s lacks the %s scope for %s %s",
+            key.prefix,
+            scope,
+            request.method,
+            route_template(),
+        )
         raise Forbidden(f"the API key lacks the {scope} scope")
     return key
+
+
+def actor() -> str:
+    """Return who the request acts as in the audit trail: its key's prefix, or anonymous."""
+    # Set once authentication ran, so a key refused for its scope is still named.
+    key: ApiKey | None = g.get("paysieve_key")
+    return key.prefix if key is not None else audit_trail.ACTOR_ANONYMOUS
 
 
 def _authenticate_request() -> ApiKey | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    with _reading() as conn:
+    with reading() as conn:
         return keys.authenticate(conn, token.strip())
 
 
@@ -221,7 +239,8 @@ def _store() -> Store:
 
 
 @contextmanager
-def _reading() -> Iterator[Connection]:
+def reading() -> Iterator[Connection]:
+    """Yield a read connection; storage failures become a 503."""
     try:
         with _store().engine.connect() as conn:
             yield conn
@@ -230,13 +249,11 @@ def _reading() -> Iterator[Connection]:
         raise StorageUnavailable("storage is unavailable; retry later") from exc
 
 
-def _audit(actor: str, outcome: str, count: int, key: ApiKey | None) -> None:
+def _audit(who: str, outcome: str, count: int, key: ApiKey | None) -> None:
     """Write one audit entry (and the key's last use) in one short transaction."""
     rule = request.url_rule.rule if request.url_rule is not None else "/"
     with _store().writing() as conn:
-        audit_trail.append(
-            conn, actor=actor, action="read", route=rule, outcome=outcome, count=count
-        )
+        audit_trail.append(conn, actor=who, action="read", route=rule, outcome=outcome, count=count)
         if key is not None:
             keys.touch(conn, key.prefix)
 
@@ -256,23 +273,67 @@ def audited_read(view: View) -> Callable[..., Response]:
         except StorageUnavailable:
             raise
         except GatewayError as exc:
-            actor = key.prefix if key is not None else audit_trail.ACTOR_ANONYMOUS
             try:
-                _audit(actor, exc.code, 0, None)
+                _audit(actor(), exc.code, 0, None)
             except StorageUnavailable:
                 log.warning("audit entry for a refused read could not be written")
             raise
         # Written before the answer leaves: no audit entry, no records.
         _audit(key.prefix, "ok", count, key)
-        return jsonify(payload)
+        return json_answer(payload)
 
     return wrapper
+
+
+# ------------------------------------------------------------------ answers
+
+
+def json_answer(payload: Mapping[str, Any]) -> Response:
+    """Return a read-API answer as JSON, every value holding card data withheld first."""
+    # The second line behind the storage boundary: rows written before it, or by hand,
+    # are still never served. Withheld values are logged by JSON path, never by value.
+    withheld: list[tuple[str, str]] = []
+    _withhold(payload, "$", withheld)
+    if withheld:
+        route = route_template()
+        for path, reason in withheld:
+            metrics.served_value_withheld(route, reason)
+            log.warning("withheld card data (%s) at %s from an answer on %s", reason, path, route)
+    return jsonify(payload)
+
+
+def _withhold(node: Any, path: str, withheld: list[tuple[str, str]]) -> None:
+    """Replace, in place, each string or integer under node holding card data; note its path."""
+    is_object = isinstance(node, dict)
+    for name in node.keys() if is_object else range(len(node)):
+        value = node[name]
+        if isinstance(value, str):
+            if len(value) < _SHORTEST_CARD_TEXT:
+                continue
+            reason = guard.card_data_reason(value)
+            if reason is None:
+                continue
+            redacted = guard.redact(value)
+            node[name] = redacted if guard.card_data_reason(redacted) is None else None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if -_SMALLEST_CARD_NUMBER < value < _SMALLEST_CARD_NUMBER:
+                continue
+            reason = guard.card_data_reason(value)
+            if reason is None:
+                continue
+            node[name] = None
+        elif isinstance(value, dict | list):
+            _withhold(value, f"{path}.{name}" if is_object else f"{path}[{name}]", withheld)
+            continue
+        else:
+            continue
+        withheld.append((f"{path}.{name}" if is_object else f"{path}[{name}]", reason))
 
 
 # ------------------------------------------------------------------ arguments and cursors
 
 
-def _load(schema: type[Schema]) -> dict[str, Any]:
+def load_query(schema: type[Schema]) -> dict[str, Any]:
     """Load query arguments; a failure names our parameter, never the value sent."""
     if any(len(values) > 1 for values in request.args.listvalues()):
         raise BadRequest("a query parameter is repeated", code="invalid_parameter")
@@ -285,6 +346,10 @@ def _load(schema: type[Schema]) -> dict[str, Any]:
         if not known:
             raise BadRequest("unknown query parameter", code="invalid_parameter") from None
         raise BadRequest(f"invalid query parameter: {known[0]}", code="invalid_parameter") from None
+    for name, value in sorted(loaded.items()):
+        # No stored value holds card data, and storage refuses to be asked for one.
+        if isinstance(value, str) and guard.card_data_reason(value) is not None:
+            raise BadRequest(f"invalid query parameter: {name}", code="invalid_parameter")
     return loaded
 
 
@@ -385,7 +450,7 @@ def _record(collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:
-    args = _load(collection.query)
+    args = load_query(collection.query)
     table = collection.table
     conditions = _visible(table, key)
     conditions += [_equals(table, name, args[name]) for name in collection.filters if name in args]
@@ -398,7 +463,7 @@ def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:
     # Keyset on pk, never OFFSET: records existing when a walk starts keep their place, and
     # ones added during it land after the cursor, so each existing record is served once.
     query = _select(collection).where(*conditions).order_by(table.c.pk).limit(limit + 1)
-    with _reading() as conn:
+    with reading() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
     page = rows[:limit]
     next_cursor = encode_cursor(int(page[-1]["pk"]), scope) if len(rows) > limit else None
@@ -409,8 +474,13 @@ def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:
 def _one(
     collection: Collection, key: ApiKey, provider: str, ident: str
 ) -> tuple[dict[str, Any], int]:
-    args = _load(RecordQuery)
-    if not re.fullmatch(PROVIDER_PATTERN, provider) or not re.fullmatch(ID_PATTERN, ident):
+    args = load_query(RecordQuery)
+    if (
+        not re.fullmatch(PROVIDER_PATTERN, provider)
+        or not re.fullmatch(ID_PATTERN, ident)
+        # No record can have such an id: storage refuses card data.
+        or guard.card_data_reason(ident) is not None
+    ):
         raise NotFound("no such record")
     table = collection.table
     conditions = [
@@ -421,7 +491,7 @@ def _one(
     if "account" in args:
         conditions.append(table.c.account == args["account"])
     query = _select(collection).where(*conditions).order_by(table.c.pk).limit(2)
-    with _reading() as conn:
+    with reading() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)]
     if not rows:
         raise NotFound("no such record")
@@ -474,7 +544,7 @@ def _horizon() -> ColumnElement[bool] | None:
 @audited_read
 def list_events(key: ApiKey) -> tuple[dict[str, Any], int]:
     """Serve the change feed: events after a seq, in seq order, with the ids they touched."""
-    args = _load(EventQuery)
+    args = load_query(EventQuery)
     after: int = args["after"]
     limit: int = args["limit"]
     conditions = [events.c.seq > after, *_visible(events, key)]
@@ -483,7 +553,7 @@ def list_events(key: ApiKey) -> tuple[dict[str, Any], int]:
     if horizon is not None:
         conditions.append(horizon)
     query = select(events).where(*conditions).order_by(events.c.seq).limit(limit + 1)
-    with _reading() as conn:
+    with reading() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)][: limit + 1]
         page = rows[:limit]
         touched: dict[int, dict[str, list[str]]] = {
@@ -664,8 +734,8 @@ def docs_static(name: str) -> Response:
 # ------------------------------------------------------------------ wiring
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """Register the read API, its rate limit, its OpenAPI document and its docs page."""
+def init_app(app: Flask, settings: Settings, *, keyed: Iterable[Blueprint] = ()) -> None:
+    """Register the read API and other keyed blueprints, the rate limit, OpenAPI and docs."""
     limiter = Limiter(
         key_func=_rate_key,
         app=app,
@@ -692,13 +762,15 @@ def init_app(app: Flask, settings: Settings) -> None:
         response.headers["Retry-After"] = str(min(window, max(1, math.ceil(wait))))
         return response
 
-    app.register_blueprint(bp)
+    limited = [bp, *keyed]
+    for blueprint in limited:
+        app.register_blueprint(blueprint)
     app.register_blueprint(docs_bp)
-    _scope_to_blueprint(app, limiter, bp.name)
+    _scope_to_blueprints(app, limiter, [blueprint.name for blueprint in limited])
 
 
-def _scope_to_blueprint(app: Flask, limiter: Limiter, blueprint: str) -> None:
-    """Run flask-limiter's request hooks for one blueprint's routes, not every request.
+def _scope_to_blueprints(app: Flask, limiter: Limiter, blueprints: list[str]) -> None:
+    """Run flask-limiter's request hooks for the keyed blueprints' routes, not every request.
 
     flask-limiter hooks every request and then finds the webhooks exempt, at about a
     tenth of a millisecond per delivery. Hooks keyed by a blueprint's name run only for
@@ -721,4 +793,5 @@ def _scope_to_blueprint(app: Flask, limiter: Limiter, blueprint: str) -> None:
         if not ours:
             raise RuntimeError("flask-limiter's request hooks were not found")
         hooks[None] = [hook for hook in hooks[None] if not owned(hook)]
-        hooks.setdefault(blueprint, [])[:0] = ours
+        for blueprint in blueprints:
+            hooks.setdefault(blueprint, [])[:0] = ours

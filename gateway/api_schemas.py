@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -26,9 +26,32 @@ MAX_LIMIT = 500
 MAX_SEQ = 2**63 - 1
 DEFAULT_LIMIT = 100
 
+# ASCII digits only: \d and int() also read other scripts' digits (Arabic-Indic three is 3).
 _RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,32}))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+# At most 19 digits: no wider than a BIGINT, and never near int()'s digit limit.
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+class Digits(fields.Integer):
+    """Load a non-negative integer of 1-19 ASCII digits, nothing else (no sign, space or "_")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or _DECIMAL.fullmatch(value) is None:
+            raise self.make_error("invalid")
+        return int(value)
+
+
+class Pattern(validate.Regexp):
+    """Match a regular expression against the whole value; Regexp lets a final newline pass."""
+
+    def __call__(self, value: Any) -> Any:
+        regex = cast("re.Pattern[str]", self.regex)
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class RFC3339(fields.DateTime):
@@ -69,15 +92,13 @@ class _Query(Schema):
 class PageQuery(_Query):
     """Filters and paging every record list takes."""
 
-    provider = fields.String(validate=validate.Regexp(PROVIDER_PATTERN))
-    account = fields.String(validate=validate.Regexp(ACCOUNT_PATTERN))
-    customer = fields.String(validate=validate.Regexp(ID_PATTERN))
+    provider = fields.String(validate=Pattern(PROVIDER_PATTERN))
+    account = fields.String(validate=Pattern(ACCOUNT_PATTERN))
+    customer = fields.String(validate=Pattern(ID_PATTERN))
     updated_since = RFC3339(metadata={"description": "RFC 3339; records updated at or after"})
-    limit = fields.Integer(
-        load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
-    )
+    limit = Digits(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = fields.String(
-        validate=validate.Regexp(CURSOR_PATTERN),
+        validate=Pattern(CURSOR_PATTERN),
         metadata={"description": "next_cursor of the previous page"},
     )
 
@@ -105,7 +126,7 @@ class RecordQuery(_Query):
     """Arguments of a single-record read."""
 
     account = fields.String(
-        validate=validate.Regexp(ACCOUNT_PATTERN),
+        validate=Pattern(ACCOUNT_PATTERN),
         metadata={"description": "needed only when two accounts hold the same id"},
     )
 
@@ -113,16 +134,21 @@ class RecordQuery(_Query):
 class EventQuery(_Query):
     """Arguments of the change feed."""
 
-    after = fields.Integer(
+    after = Digits(
         load_default=0,
         validate=validate.Range(min=0, max=MAX_SEQ),
         metadata={"description": "the seq (next_after) the consumer has processed"},
     )
-    limit = fields.Integer(
-        load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
-    )
-    provider = fields.String(validate=validate.Regexp(PROVIDER_PATTERN))
-    account = fields.String(validate=validate.Regexp(ACCOUNT_PATTERN))
+    limit = Digits(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
+    provider = fields.String(validate=Pattern(PROVIDER_PATTERN))
+    account = fields.String(validate=Pattern(ACCOUNT_PATTERN))
+
+
+class AuditLogQuery(_Query):
+    """Arguments of the audit log."""
+
+    after = Digits(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ))
+    limit = Digits(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
 
 
 # ---------------------------------------------------------------- records (out)
@@ -148,7 +174,7 @@ class PaymentMethodOut(RecordOut):
     token = fields.String(required=True)
     customer = _ref()
     brand = fields.String(required=True, allow_none=True, validate=_choice(BRANDS))
-    last4 = fields.String(required=True, allow_none=True, validate=validate.Regexp(r"^\d{4}$"))
+    last4 = fields.String(required=True, allow_none=True, validate=Pattern(r"^\d{4}$"))
     exp_month = fields.Integer(required=True, allow_none=True)
     exp_year = fields.Integer(required=True, allow_none=True)
     status = fields.String(
@@ -172,9 +198,7 @@ class TransactionOut(RecordOut):
     status = fields.String(required=True, allow_none=True, validate=_choice(TRANSACTION_STATUSES))
     provider_status = _ref()
     amount = fields.Integer(required=True, allow_none=True)
-    currency = fields.String(
-        required=True, allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$")
-    )
+    currency = fields.String(required=True, allow_none=True, validate=Pattern(r"^[A-Z]{3}$"))
     customer = _ref()
     payment_intent = _ref()
     charge = _ref()

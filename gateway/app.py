@@ -30,8 +30,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not testing:
         logs.configure(settings.log_level)
 
-    app = Flask(__name__)
-    app.config.update(TESTING=testing, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    # No static folder: /docs serves its own assets, and nothing else is a file.
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        TESTING=testing,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # Flask's automatic OPTIONS answer is an empty HTML page; without it OPTIONS is a
+        # JSON 405 like any other method a route does not take.
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    # Werkzeug redirects "//" and missing trailing slashes with an HTML page whose Location
+    # repeats the path; without these a path is found as sent or answered with a JSON 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     # Providers post bodies with their own field order; never re-sort JSON answers.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -58,9 +69,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(audit_api.bp)
-    api.init_app(app, settings)
-    app.register_blueprint(privacy_api.bp)
+    # Every keyed route, each under the read API's rate limit.
+    api.init_app(app, settings, keyed=(audit_api.bp, privacy_api.bp))
     return app
 
 

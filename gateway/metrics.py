@@ -52,6 +52,11 @@ GUARD_HITS = Counter(
     "Values the guard dropped as card data, by reason (pan, track, cvv_key).",
     ["provider", "reason"],
 )
+SERVED_VALUES_WITHHELD = Counter(
+    "paysieve_served_values_withheld",
+    "Values the read API withheld from an answer as card data, by route template and reason.",
+    ["route", "reason"],
+)
 STORAGE_ERRORS = Counter(
     "paysieve_storage_errors",
     "Storage operations that failed and were answered 503, by error class.",
@@ -141,6 +146,11 @@ def guard_hit(provider: str, reason: str) -> None:
     GUARD_HITS.labels(provider, reason).inc()
 
 
+def served_value_withheld(route: str, reason: str) -> None:
+    """Count one value withheld from an answer (route template, never a path)."""
+    SERVED_VALUES_WITHHELD.labels(route, reason).inc()
+
+
 def registry(multiproc_dir: str) -> CollectorRegistry:
     """Return the registry to serve: every worker's files, or this process's own."""
     if not multiproc_dir:
@@ -186,6 +196,7 @@ __all__ = [
     "FIELDS_DROPPED",
     "GUARD_HITS",
     "REQUEST_SECONDS",
+    "SERVED_VALUES_WITHHELD",
     "STORAGE_ERRORS",
     "VERIFICATION_FAILURES",
     "Delivery",
@@ -194,5 +205,6 @@ __all__ = [
     "observe_delivery",
     "reason_slug",
     "registry",
+    "served_value_withheld",
     "storage_error",
 ]

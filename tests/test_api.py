@@ -355,6 +355,27 @@ def timezone_plus(hours: int, minutes: int) -> Any:
         ("/v1/events", {"after": str(2**63)}),
         ("/v1/transactions", {"updated_since": "0001-01-01T00:00:00+05:00"}),
         ("/v1/transactions", {"updated_since": "9999-12-31T23:59:59-05:00"}),
+        # Only ASCII digits are numbers here: int() would read these as 3, 10, 5 and 1.
+        ("/v1/transactions", {"limit": "\u0663"}),
+        ("/v1/transactions", {"limit": "1_0"}),
+        ("/v1/transactions", {"limit": " 5"}),
+        ("/v1/transactions", {"limit": "+1"}),
+        ("/v1/events", {"after": "\u0663"}),
+        ("/v1/events", {"after": "\u00b2"}),
+        ("/v1/events", {"after": "99999999999999999999999"}),
+        ("/v1/events", {"after": "9" * 5000}),
+        ("/v1/events", {"limit": "\uff15"}),
+        ("/v1/transactions", {"updated_since": "\u0662\u0660\u0662\u0666-03-02T14:00:00Z"}),
+        ("/v1/transactions", {"updated_since": "10000-01-01T00:00:00Z"}),
+        ("/v1/transactions", {"updated_since": "0000-12-31T23:59:59Z"}),
+        ("/v1/transactions", {"updated_since": "2026-03-02T14:00:00Z\n"}),
+        ("/v1/transactions", {"customer": "cus_secret\n"}),
+        ("/v1/transactions", {"provider": "stripe\n"}),
+        ("/v1/subscriptions", {"account": "default\n"}),
+        ("/v1/transactions", {"cursor": "\u0663" * 23}),
+        ("/v1/transactions/stripe/ch_1", {"account": "secret account"}),
+        ("/v1/customers/stripe/cus_1/export", {"account": "secret account"}),
+        ("/v1/customers/stripe/cus_1/export", {"secret_param": "1"}),
     ],
 )
 def test_invalid_parameters_are_400_without_echo(
@@ -364,7 +385,52 @@ def test_invalid_parameters_are_400_without_echo(
     assert response.status_code == 400
     body = response.get_json()
     assert body["error"]["code"] == "invalid_parameter"
-    assert "secret" not in response.get_data(as_text=True)
+    assert set(body["error"]) == {"code", "message"}
+    text = response.get_data(as_text=True)
+    assert "secret" not in text and "999" not in text
+
+
+@pytest.mark.parametrize(
+    ("route", "params"),
+    [
+        ("/v1/transactions", {"updated_since": "0001-01-01T00:00:00Z"}),
+        ("/v1/transactions", {"updated_since": "9999-12-31T23:59:59.999999Z"}),
+        ("/v1/events", {"after": str(2**63 - 1)}),
+        ("/v1/events", {"after": "0000000000000000001"}),
+        ("/v1/transactions", {"limit": "500"}),
+    ],
+)
+def test_extreme_valid_parameters_are_answered(
+    client: FlaskClient, seeded: Store, key: str, route: str, params: dict[str, str]
+) -> None:
+    response = get(client, route, key, **params)
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/transactions/stripe/" + "9" * 300,
+        "/v1/transactions/stripe/%D9%A3",
+        "/v1/transactions/stripe/ch_1%0A",
+        "/v1/transactions/stripe/ch_1%00",
+        "/v1/payment-methods/%C2%B2/pm_1",
+        "/v1/subscriptions/stripe/" + "%FF" * 20,
+        "/v1/customers/stripe/" + "9" * 300 + "/export",
+        "/v1/customers/%D9%A3/cus_1/export",
+    ],
+)
+def test_unparseable_path_parameters_are_json_404(
+    client: FlaskClient, engine: Engine, path: str
+) -> None:
+    everything = make_key(engine, "records:read", "customers:erase", "audit:read")
+    response = client.get(path, headers=bearer(everything))
+    assert response.status_code == 404, path
+    assert response.get_json()["error"]["code"] == "not_found"
+    assert "999" not in response.get_data(as_text=True)
+    if "/customers/" in path:
+        erased = client.delete(path.removesuffix("/export"), headers=bearer(everything))
+        assert erased.status_code == 404
 
 
 def test_repeated_parameter_is_400(client: FlaskClient, key: str) -> None:
@@ -813,3 +879,66 @@ def test_openapi_document_is_valid(client: FlaskClient) -> None:
     schemas = document["components"]["schemas"]
     assert set(schemas["TransactionOut"]["properties"]) == set(COLLECTIONS[0].item().fields)
     assert document == build_spec()
+
+
+# ------------------------------------------------------------------ every keyed route
+
+
+def keyed_routes(app: Flask) -> list[tuple[str, str, str]]:
+    """Return (method, template, path) of every keyed route, with sample path values."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?provider>", "stripe", rule.rule)
+        path = re.sub(r"<[^>]+>", "x_1", path)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((method, rule.rule, path))
+    return found
+
+
+def test_every_keyed_route_is_rate_limited(make_app: Callable[..., Flask], engine: Engine) -> None:
+    app = make_app(rate_limit="2 per minute")
+    client = app.test_client()
+    routes = keyed_routes(app)
+    templates = {template for _, template, _ in routes}
+    assert {"/v1/audit-log", "/v1/customers/<provider>/<customer>/export"} <= templates
+    assert ("DELETE", "/v1/customers/<provider>/<customer>") in {(m, t) for m, t, _ in routes}
+    everything = bearer(make_key(engine, "records:read", "customers:erase", "audit:read"))
+    for method, template, path in routes:
+        answers = [client.open(path, method=method, headers=everything) for _ in range(3)]
+        assert all(a.status_code < 429 for a in answers[:2]), (method, template)
+        limited = answers[2]
+        assert limited.status_code == 429, (method, template)
+        assert limited.get_json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_refused_scope_is_audited_and_logged_with_the_key_prefix(
+    client: FlaskClient, seeded: Store, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    auditor = make_key(engine, "audit:read")
+    reader = make_key(engine, "records:read")
+    caplog.set_level("INFO")
+    assert get(client, "/v1/transactions/stripe/ch_1", auditor).status_code == 403
+    assert get(client, "/v1/customers/stripe/cus_1/export", auditor).status_code == 403
+    assert client.delete("/v1/customers/stripe/cus_1", headers=bearer(reader)).status_code == 403
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.route, audit_log.c.outcome).order_by(
+                audit_log.c.seq
+            )
+        ).all()
+    auditor_prefix, reader_prefix = auditor.split("_")[1], reader.split("_")[1]
+    assert [tuple(row) for row in rows] == [
+        (auditor_prefix, "/v1/transactions/<provider>/<ident>", "forbidden"),
+        (auditor_prefix, "/v1/customers/<provider>/<customer>/export", "forbidden"),
+        (reader_prefix, "/v1/customers/<provider>/<customer>", "forbidden"),
+    ]
+    refusals = [r.getMessage() for r in caplog.records if "scope" in r.getMessage()]
+    assert len(refusals) == 3
+    assert auditor_prefix in refusals[0] and "/v1/transactions/<provider>/<ident>" in refusals[0]
+    assert reader_prefix in refusals[2]
+    for message in refusals:
+        assert "cus_1" not in message and "ch_1" not in message
+        assert "anonymous" not in message

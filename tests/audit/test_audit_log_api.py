@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from gateway import audit_trail, keys
+from gateway.db import audit_log
 
 
 def _key(engine: Engine, *scopes: str) -> dict[str, str]:
@@ -36,3 +38,45 @@ def test_lists_entries_in_pages_and_audits_itself(client: FlaskClient, engine: E
     assert [e["action"] for e in again][-1] == "audit_log.read"
     assert client.get("/v1/audit-log?limit=0", headers=auditor).status_code == 400
     assert client.get("/v1/audit-log?x=1", headers=auditor).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "after=%C2%B2",  # a superscript two: str.isdigit says yes, int() says no
+        "after=%D9%A3",  # an Arabic-Indic three: int() reads it as 3
+        "after=99999999999999999999999",
+        "after=" + "9" * 5000,  # past int()'s digit limit
+        "after=-1",
+        "after=1_0",
+        "after=+1",
+        "after=%201",
+        "after=",
+        "limit=%D9%A3",
+        "limit=501",
+        "after=1&after=2",
+    ],
+)
+def test_bad_arguments_are_400_without_echo(
+    client: FlaskClient, engine: Engine, query: str
+) -> None:
+    response = client.get(f"/v1/audit-log?{query}", headers=_key(engine, "audit:read"))
+    assert response.status_code == 400, query
+    assert response.get_json()["error"]["code"] == "invalid_parameter"
+    assert set(response.get_json()["error"]) == {"code", "message"}
+    assert "999" not in response.get_data(as_text=True)
+
+
+def test_largest_seq_is_an_empty_page(client: FlaskClient, engine: Engine) -> None:
+    response = client.get(f"/v1/audit-log?after={2**63 - 1}", headers=_key(engine, "audit:read"))
+    assert response.status_code == 200
+    assert response.get_json() == {"data": [], "next_after": None, "has_more": False}
+
+
+def test_refused_scope_names_the_key_prefix(client: FlaskClient, engine: Engine) -> None:
+    headers = _key(engine, "records:read")
+    prefix = headers["Authorization"].split("_")[1]
+    assert client.get("/v1/audit-log", headers=headers).status_code == 403
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_log.c.actor, audit_log.c.outcome)).all()
+    assert [tuple(row) for row in rows] == [(prefix, "forbidden")]
