@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import random
 import signal
 import socket
@@ -304,3 +305,114 @@ def figures(capsys: pytest.CaptureFixture[str], name: str, **values: object) -> 
     """Print a test's figures on one line, past pytest's capture so CI logs show them."""
     with capsys.disabled():
         print(f"\n[{name}] " + " ".join(f"{key}={value}" for key, value in values.items()))
+
+
+NGINX_CONF = REPO / "deploy" / "nginx" / "paysieve.conf"
+
+
+def render_nginx_conf(
+    workdir: Path, *, listen: int, upstream: str, overrides: dict[str, str] | None = None
+) -> str:
+    """Return deploy/nginx/paysieve.conf with its addresses and paths moved under workdir.
+
+    overrides maps a directive line of the shipped file (``client_body_timeout 10s;``)
+    to its replacement; every line named must be in the file exactly once.
+    """
+    text = NGINX_CONF.read_text()
+    # The user line only matters to a root master: keep its workers able to read workdir.
+    replacements = {
+        "user www-data;": f"user {pwd.getpwuid(os.geteuid()).pw_name};",
+        "listen 80 default_server;": f"listen 127.0.0.1:{listen} default_server;",
+        "server 127.0.0.1:8000;": f"server {upstream};",
+        "/run/nginx.pid": str(workdir / "nginx.pid"),
+        "/var/log/nginx/": f"{workdir / 'logs'}/",
+        "/var/lib/nginx/": f"{workdir / 'temp'}/",
+        **(overrides or {}),
+    }
+    for old, new in replacements.items():
+        if old not in text:
+            raise AssertionError(f"{NGINX_CONF.name} no longer contains {old!r}")
+        if old.endswith(";") and text.count(old) != 1:
+            raise AssertionError(f"{NGINX_CONF.name} contains {old!r} more than once")
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Nginx:
+    """One nginx running deploy/nginx/paysieve.conf in the foreground, all its files in workdir."""
+
+    workdir: Path
+    upstream: str
+    overrides: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the base URL nginx listens on."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def access_log(self) -> Path:
+        """Return the access log file."""
+        return self.workdir / "logs" / "paysieve.access.log"
+
+    @property
+    def error_log(self) -> Path:
+        """Return the error log file."""
+        return self.workdir / "logs" / "error.log"
+
+    def access_entries(self) -> list[dict[str, Any]]:
+        """Return the access log's JSON lines, oldest first."""
+        if not self.access_log.exists():
+            return []
+        return [orjson.loads(line) for line in self.access_log.read_text().splitlines()]
+
+    def start(self) -> Nginx:
+        """Start nginx (daemon off, own process group) and wait until it proxies /healthz."""
+        for name in ("logs", "temp"):
+            (self.workdir / name).mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(
+            render_nginx_conf(
+                self.workdir, listen=self.port, upstream=self.upstream, overrides=self.overrides
+            )
+        )
+        out = self.workdir / "nginx.out"
+        with out.open("wb") as sink:
+            self.process = subprocess.Popen(
+                ["nginx", "-p", str(self.workdir), "-e", "stderr", "-c", str(conf)]
+                + ["-g", "daemon off;"],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"nginx exited early:\n{out.read_text(errors='replace')}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"nginx never proxied /healthz:\n{out.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        """Stop nginx (SIGTERM, then SIGKILL to its whole process group if it lingers)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = os.getpgid(self.process.pid)
+        # SIGTERM is nginx's fast shutdown: open slow connections are not waited for.
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
