@@ -128,6 +128,11 @@ class Adapter(ABC):
     name: ClassVar[str]
     # Every key name the provider documents in the payloads it sends: the only names the
     # minimisation trail stores (any other becomes a placeholder). Empty: none is stored.
+    # Each provider writes its list out (adapters/<provider>/vocabulary.py), not computed,
+    # so each word is reviewed: a documented key the list lacks costs the trail some
+    # detail, never privacy. Keys inside containers whose keys are chosen by merchants
+    # or customers (metadata, notes, custom fields) are data, never vocabulary, whatever
+    # their name. Adding a word is a code change with its review.
     vocabulary: ClassVar[frozenset[str]] = frozenset()
     # The settings attribute that enables the provider for an endpoint.
     signature_header: ClassVar[str]

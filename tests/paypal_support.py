@@ -1,10 +1,19 @@
-"""Shared PayPal test helpers: a test PKI made at test time and endpoint tables."""
+"""Shared PayPal test helpers: a test PKI made at test time, endpoint tables, PayPal mocked."""
 
 from __future__ import annotations
 
+import base64
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
+import responses
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from adapters.paypal.devpki import Issued, make_ca, make_leaf
 
@@ -76,3 +85,47 @@ def cert_endpoint(pki: Pki, **extra: Any) -> dict[str, Any]:
     }
     table.update(extra)
     return table
+
+
+def paypal_verifies(pki: Pki) -> Callable[[Any], tuple[int, dict[str, str], bytes]]:
+    """Return a verify-webhook-signature callback that checks signatures as PayPal does."""
+
+    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
+        body: bytes = request.body
+        head, _, tail = body.partition(b',"webhook_event":')
+        fields = orjson.loads(head + b"}")
+        event_bytes = tail[:-1]
+        message = (
+            f"{fields['transmission_id']}|{fields['transmission_time']}|"
+            f"{fields['webhook_id']}|{zlib.crc32(event_bytes)}"
+        ).encode()
+        key = pki.leaf.cert.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        try:
+            key.verify(
+                base64.b64decode(fields["transmission_sig"]),
+                message,
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+            verdict = "SUCCESS"
+        except InvalidSignature:
+            verdict = "FAILURE"
+        assert request.headers["Authorization"] == "Bearer A21AA-test"
+        return 200, {}, orjson.dumps({"verification_status": verdict})
+
+    return callback
+
+
+def mock_paypal(servers: responses.RequestsMock, mode: str, pki: Pki) -> dict[str, Any]:
+    """Mock PayPal's servers for one verification mode; return that mode's endpoint table.
+
+    api mode: the token endpoint and a verify endpoint that checks CRC32 + RSA as PayPal
+    does (so a CRC32-forged body verifies there too); cert mode: the certificate URL.
+    """
+    if mode == "api":
+        servers.post(TOKEN_URL, json={"access_token": "A21AA-test", "expires_in": 32400})
+        servers.add_callback(responses.POST, VERIFY_URL, callback=paypal_verifies(pki))
+        return api_endpoint(pki)
+    servers.get(CERT_URL, body=pki.chain_pem())
+    return cert_endpoint(pki)

@@ -7,10 +7,8 @@ test certificate), so api mode fails when the gateway sends other bytes.
 
 from __future__ import annotations
 
-import base64
 import copy
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +16,6 @@ from typing import Any
 import orjson
 import pytest
 import responses
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -29,12 +24,11 @@ from adapters.paypal.adapter import SUPPORTED_EVENT_TYPES
 from tests.conftest import all_rows, assert_nowhere, plain_rows, sample, signed_post
 from tests.paypal_support import (
     CERT_URL,
-    TOKEN_URL,
     VERIFY_URL,
     Pki,
-    api_endpoint,
     cert_endpoint,
     make_pki,
+    mock_paypal,
 )
 from tests.planting import plant
 
@@ -72,36 +66,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("paypal-webhooks-pki"))
 
 
-def paypal_verifies(pki: Pki) -> Callable[[Any], tuple[int, dict[str, str], bytes]]:
-    """Return a verify-webhook-signature callback that checks signatures as PayPal does."""
-
-    def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
-        body: bytes = request.body
-        head, _, tail = body.partition(b',"webhook_event":')
-        fields = orjson.loads(head + b"}")
-        event_bytes = tail[:-1]
-        message = (
-            f"{fields['transmission_id']}|{fields['transmission_time']}|"
-            f"{fields['webhook_id']}|{zlib.crc32(event_bytes)}"
-        ).encode()
-        key = pki.leaf.cert.public_key()
-        assert isinstance(key, rsa.RSAPublicKey)
-        try:
-            key.verify(
-                base64.b64decode(fields["transmission_sig"]),
-                message,
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-            verdict = "SUCCESS"
-        except InvalidSignature:
-            verdict = "FAILURE"
-        assert request.headers["Authorization"] == "Bearer A21AA-test"
-        return 200, {}, orjson.dumps({"verification_status": verdict})
-
-    return callback
-
-
 @dataclass
 class PayPal:
     """A gateway with one PayPal endpoint, and PayPal's mocked servers."""
@@ -118,14 +82,7 @@ def paypal(
     """Return a gateway verifying PayPal in the requested mode against mocked servers."""
     mode: str = request.param
     with responses.RequestsMock(assert_all_requests_are_fired=False) as servers:
-        if mode == "api":
-            servers.post(TOKEN_URL, json={"access_token": "A21AA-test", "expires_in": 32400})
-            servers.add_callback(responses.POST, VERIFY_URL, callback=paypal_verifies(pki))
-            table = api_endpoint(pki)
-        else:
-            servers.get(CERT_URL, body=pki.chain_pem())
-            table = cert_endpoint(pki)
-        app = make_app(endpoints=[table])
+        app = make_app(endpoints=[mock_paypal(servers, mode, pki)])
         yield PayPal(mode, app.test_client(), servers)
 
 

@@ -26,15 +26,10 @@ from sqlalchemy import Engine
 from tests.conftest import all_rows, sample, signed_post
 from tests.crc_forgery import forge
 from tests.paypal_support import (
-    CERT_URL,
-    TOKEN_URL,
-    VERIFY_URL,
     Pki,
-    api_endpoint,
-    cert_endpoint,
     make_pki,
+    mock_paypal,
 )
-from tests.test_paypal_webhooks import paypal_verifies
 
 RAZORPAY_SECRET = "rzp_replay_secret"
 
@@ -50,17 +45,10 @@ def paypal(
     request: pytest.FixtureRequest, make_app: Callable[..., Flask], pki: Pki
 ) -> Iterator[FlaskClient]:
     """Return a client of a gateway verifying PayPal in one mode, PayPal's servers mocked."""
+    # api mode's mocked verify endpoint checks CRC32 + RSA as PayPal does: it is as open
+    # to a forged body as cert mode.
     with responses.RequestsMock(assert_all_requests_are_fired=False) as servers:
-        if request.param == "api":
-            servers.post(TOKEN_URL, json={"access_token": "A21AA-test", "expires_in": 32400})
-            # The mocked verify endpoint checks CRC32 + RSA as PayPal does: api mode is
-            # as open to a forged body as cert mode.
-            servers.add_callback(responses.POST, VERIFY_URL, callback=paypal_verifies(pki))
-            table = api_endpoint(pki)
-        else:
-            servers.get(CERT_URL, body=pki.chain_pem())
-            table = cert_endpoint(pki)
-        yield make_app(endpoints=[table]).test_client()
+        yield make_app(endpoints=[mock_paypal(servers, request.param, pki)]).test_client()
 
 
 def paypal_delivery(client: FlaskClient) -> tuple[bytes, dict[str, str]]:

@@ -4,12 +4,7 @@ The envelope (``entity``, ``account_id``, ``event``, ``contains``, ``payload``,
 ``created_at``) and the entities it carries: payments (card, netbanking, UPI, wallet),
 orders, refunds, disputes, invoices, payment links, subscriptions and tokens.
 
-The minimisation trail stores a key name only if it is one of these words; any
-other name becomes a placeholder. The list is written out, not computed, so each
-word is reviewed: a key the provider documents but this list lacks costs the
-trail some detail, never privacy. Keys inside containers whose keys are chosen by
-merchants or customers (``metadata``, ``notes``, custom fields) are data, never
-vocabulary, whatever their name. Adding a word is a code change with its review.
+How the list is used and kept: ``adapters.base.Adapter.vocabulary``.
 """
 
 from __future__ import annotations

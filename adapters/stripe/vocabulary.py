@@ -7,12 +7,7 @@ payment intents, payment methods, setup intents and attempts, refunds, disputes,
 subscriptions, invoices and invoice payments, checkout sessions, customers, cards,
 sources, mandates and payment records, at the API version the samples use.
 
-The minimisation trail stores a key name only if it is one of these words; any
-other name becomes a placeholder. The list is written out, not computed, so each
-word is reviewed: a key the provider documents but this list lacks costs the
-trail some detail, never privacy. Keys inside containers whose keys are chosen by
-merchants or customers (``metadata``, ``notes``, custom fields) are data, never
-vocabulary, whatever their name. Adding a word is a code change with its review.
+How the list is used and kept: ``adapters.base.Adapter.vocabulary``.
 """
 
 from __future__ import annotations

@@ -51,6 +51,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+
+def stop_group(process: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """SIGTERM a server's process group, SIGKILL it after grace seconds or once it exits.
+
+    The last SIGKILL reaches workers a killed master orphaned, which would otherwise
+    outlive the test.
+    """
+    if process is None or process.poll() is not None:
+        return
+    pgid = os.getpgid(process.pid)
+    os.killpg(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(pgid, signal.SIGKILL)
+        process.wait(timeout=10)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
 @dataclass
 class Gunicorn:
     """One gunicorn instance serving gateway:create_app() from gunicorn.conf.py."""
@@ -136,20 +157,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), then kill the whole process group if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        try:
-            # Workers orphaned by a killed master would otherwise outlive the test.
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(self.process, grace=20)
 
 
 @contextmanager
@@ -402,17 +410,5 @@ class Nginx:
 
     def stop(self) -> None:
         """Stop nginx (SIGTERM, then SIGKILL to its whole process group if it lingers)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = os.getpgid(self.process.pid)
         # SIGTERM is nginx's fast shutdown: open slow connections are not waited for.
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(self.process, grace=10)
