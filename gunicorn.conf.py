@@ -78,7 +78,7 @@ accesslog = "-"
 errorlog = "-"
 # gunicorn's own lines and answers held to the same rules: its error log redacted, its
 # access-log methods checked, its answers to requests it cannot parse in JSON.
-logger_class = "gateway.serving.Logger"
+logger_class = "gateway.web.serving.Logger"
 access_log_format = '%(h)s "%(m)s %({paysieve.route}e)s" %(s)s %(B)s %(M)sms'
 
 # Each worker is a separate process: prometheus-client must keep counters in files
@@ -93,7 +93,7 @@ if _owns_metrics_dir:
 
 def on_starting(server: Any) -> None:
     """Answer unparseable requests in JSON; remove metric files a previous run left."""
-    from gateway import serving
+    from gateway.web import serving
 
     serving.install()
     for stale in Path(_metrics_dir).glob("*.db"):

@@ -13,11 +13,11 @@ import orjson
 from marshmallow import Schema
 
 from adapters.shapes import load_partial
-from gateway.errors import MalformedBody
-from gateway.records import EventMeta, Record, RecordType, Sanitised
+from gateway.core.errors import MalformedBody
+from gateway.core.records import EventMeta, Record, RecordType, Sanitised
 
 if TYPE_CHECKING:
-    from gateway.settings import EndpointConfig, Settings
+    from gateway.config.settings import EndpointConfig, Settings
 
 MAX_DEPTH = 32
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from adapters.registry import adapter_classes
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 
 # A representative mix per provider: payments dominate real webhook traffic.
 EVENT_MIX: dict[str, tuple[str, ...]] = {

@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from bench.scratch import scratch_database
-from gateway.crypto import aad, cipher_from_settings, generate_key
-from gateway.db import events, transactions
-from gateway.migrate import upgrade
-from gateway.privacy import purge
-from gateway.settings import Settings
-from gateway.store import Store, make_engine
+from gateway.config.settings import Settings
+from gateway.core.crypto import aad, cipher_from_settings, generate_key
+from gateway.privacy.retention import purge
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
+from gateway.storage.store import Store
+from gateway.storage.tables import events, transactions
 
 CHUNK = 50_000
 

@@ -23,14 +23,15 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 
 from bench.scratch import scratch_database
-from gateway import devconfig, keys
-from gateway.api import _cursor_scope, encode_cursor
+from gateway.api import keys
+from gateway.api.cursors import cursor_scope, encode_cursor
 from gateway.app import create_app
-from gateway.crypto import cipher_from_settings
-from gateway.db import transactions
-from gateway.migrate import upgrade
-from gateway.settings import load_settings
-from gateway.store import make_engine
+from gateway.cli import devconfig
+from gateway.config.settings import load_settings
+from gateway.core.crypto import cipher_from_settings
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
+from gateway.storage.tables import transactions
 
 CUSTOMERS = 1000
 
@@ -110,12 +111,10 @@ def main() -> None:
         client = app.test_client()
         headers = {"Authorization": f"Bearer {key}"}
         customer = "cus_read00042"
-        near_end = encode_cursor(last_pk - 250, _cursor_scope("transactions", {}))
+        near_end = encode_cursor(last_pk - 250, cursor_scope("transactions", {}))
         # Three pages before the customer's last page: the customer has one row in CUSTOMERS.
         late_pk = max(0, last_pk - 3 * 100 * CUSTOMERS)
-        late_customer = encode_cursor(
-            late_pk, _cursor_scope("transactions", {"customer": customer})
-        )
+        late_customer = encode_cursor(late_pk, cursor_scope("transactions", {"customer": customer}))
         figures = {
             "rows": args.rows,
             "database": engine.dialect.name,

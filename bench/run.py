@@ -219,10 +219,10 @@ class Served:
 def serve(scenario: Scenario, seconds: int, rounds: int) -> Iterator[Served]:
     """Serve a scenario from a fresh database and a fresh gunicorn until the block ends."""
     from bench.loadgen import write_requests
-    from gateway import devconfig
-    from gateway.migrate import upgrade
-    from gateway.settings import load_settings
-    from gateway.store import make_engine
+    from gateway.cli import devconfig
+    from gateway.config.settings import load_settings
+    from gateway.storage.engine import make_engine
+    from gateway.storage.migrate import upgrade
 
     workdir = Path(tempfile.mkdtemp(prefix=f"paysieve-bench-{scenario.name}-"))
     try:

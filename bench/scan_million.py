@@ -26,8 +26,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gateway.audit import allowlist, scan
-from gateway.migrate import upgrade
-from gateway.store import make_engine
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
 
 COLUMNS = (
     "provider",

@@ -15,13 +15,15 @@ import orjson
 import pytest
 
 from adapters.base import Adapter
-from gateway import devconfig, guard
 from gateway.app import build_adapters
-from gateway.audit.trail import Trail
-from gateway.crypto import cipher_from_settings
-from gateway.migrate import upgrade
-from gateway.settings import EndpointConfig, Settings, load_settings
-from gateway.store import Store, make_engine
+from gateway.cli import devconfig
+from gateway.config.settings import EndpointConfig, Settings, load_settings
+from gateway.core import guard
+from gateway.core.crypto import cipher_from_settings
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
+from gateway.storage.store import Store
+from gateway.storage.trail import Trail
 
 EVENTS = {
     "stripe": "charge.succeeded",

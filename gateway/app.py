@@ -11,13 +11,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from adapters.base import Adapter
 from adapters.registry import adapter_classes
-from gateway import api, audit_api, health, http, logs, metrics, privacy, privacy_api, webhooks
-from gateway.crypto import cipher_from_settings
-from gateway.errors import ConfigurationError
-from gateway.pipeline import Pipeline
-from gateway.settings import Settings, load_settings
-from gateway.sources import SourceNetworks
-from gateway.store import Store, make_engine
+from gateway.api import audit_log, customers, health, wiring
+from gateway.config.settings import Settings, load_settings
+from gateway.core.crypto import cipher_from_settings
+from gateway.core.errors import ConfigurationError
+from gateway.ingest import webhooks
+from gateway.ingest.pipeline import Pipeline
+from gateway.ingest.sources import SourceNetworks
+from gateway.observability import logs, metrics
+from gateway.privacy import data_keys
+from gateway.storage.engine import make_engine
+from gateway.storage.store import Store
+from gateway.web import http
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(make_engine(settings.database_url), cipher)
     # Refuse to serve data no configured key opens, before the first request finds out.
     try:
-        privacy.check_keys(store)
+        data_keys.check_keys(store)
     except ConfigurationError:
         store.engine.dispose()
         raise
@@ -70,7 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     # Every keyed route, each under the read API's rate limit.
-    api.init_app(app, settings, keyed=(audit_api.bp, privacy_api.bp))
+    wiring.init_app(app, settings, keyed=(audit_log.bp, customers.bp))
     return app
 
 

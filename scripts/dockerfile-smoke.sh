@@ -63,7 +63,7 @@ done
 echo "== dockerfile smoke: final stage (only the venv and gunicorn.conf.py, outside the source tree)"
 cp gunicorn.conf.py "$APP/gunicorn.conf.py"
 PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-KEYS="$("$VENV/bin/python" -c 'from gateway.crypto import generate_key as g; print(g(), g())')"
+KEYS="$("$VENV/bin/python" -c 'from gateway.core.crypto import generate_key as g; print(g(), g())')"
 read -r DATA_KEY INDEX_KEY <<<"$KEYS"
 # Configuration only through the environment, as in the image; loopback instead of 0.0.0.0.
 export PATH="$VENV/bin:$PATH" PORT GUNICORN_HOST=127.0.0.1 GUNICORN_WORKERS=2 \

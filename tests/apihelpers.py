@@ -9,9 +9,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Engine
 
-from gateway import keys
-from gateway.records import EventMeta, Record
-from gateway.store import Store
+from gateway.api import keys
+from gateway.core.records import EventMeta, Record
+from gateway.storage.store import Store
 
 T0 = datetime(2026, 3, 2, 14, 0, 0, tzinfo=UTC)
 _counter = iter(range(1, 10**9))

@@ -19,12 +19,12 @@ from sqlalchemy.engine import make_url
 
 from adapters.registry import adapter_classes
 from gateway import create_app
-from gateway.crypto import SEALED, Cipher, cipher_from_settings
-from gateway.db import metadata
-from gateway.migrate import upgrade
-from gateway.privacy import open_object_id
-from gateway.settings import Settings
-from gateway.store import make_engine
+from gateway.config.settings import Settings
+from gateway.core.crypto import SEALED, Cipher, cipher_from_settings
+from gateway.privacy.rotation import open_object_id
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
+from gateway.storage.tables import metadata
 
 STRIPE_SECRET = "whsec_test_" + "a" * 32
 STRIPE_OLD_SECRET = "whsec_test_" + "b" * 32

@@ -34,8 +34,8 @@ from adapters.paypal.adapter import (
     TRANSMISSION_TIME,
 )
 from adapters.paypal.verify_cert import AUTH_ALGO, signed_message
-from gateway import logs
-from gateway.db import metadata
+from gateway.observability import logs
+from gateway.storage.tables import metadata
 from tests.apihelpers import bearer, make_key
 from tests.conftest import all_rows, database_bytes, plain_rows, signed_post
 from tests.paypal_support import CERT_URL as PAYPAL_CERT_URL
@@ -411,7 +411,7 @@ class LogTap(logging.Handler):
 
 @dataclass
 class Logs:
-    """The raw log records (LogTap) and the production JSON lines (gateway.logs)."""
+    """The raw log records (LogTap) and the production JSON lines (gateway.observability.logs)."""
 
     tap: LogTap
     stream: io.StringIO

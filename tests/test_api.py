@@ -14,9 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from gateway.api import COLLECTIONS, SERVED_BOOKKEEPING, build_spec
-from gateway.db import audit_log, events, field_columns
-from gateway.store import Store
+from gateway.api.openapi import build_spec
+from gateway.api.records import COLLECTIONS, SERVED_BOOKKEEPING
+from gateway.storage.store import Store
+from gateway.storage.tables import audit_log, events, field_columns
 from tests.apihelpers import T0, apply, bearer, make_key, pm, store_of, sub, txn
 from tests.conftest import sample, signed_post
 
@@ -491,9 +492,9 @@ def test_garbage_cursor_is_400(client: FlaskClient, key: str, cursor: str) -> No
 
 
 def test_cursor_past_bigint_is_400(client: FlaskClient, key: str) -> None:
-    from gateway.api import _cursor_scope, encode_cursor
+    from gateway.api.cursors import cursor_scope, encode_cursor
 
-    cursor = encode_cursor(2**64 - 1, _cursor_scope("transactions", {}))
+    cursor = encode_cursor(2**64 - 1, cursor_scope("transactions", {}))
     response = get(client, "/v1/transactions", key, cursor=cursor)
     assert response.status_code == 400
 
@@ -740,7 +741,7 @@ def test_reads_are_audited_without_values(
 
 
 def test_use_sets_last_used(client: FlaskClient, key: str, engine: Engine) -> None:
-    from gateway.keys import list_keys
+    from gateway.api.keys import list_keys
 
     get(client, "/v1/transactions", key)
     with engine.connect() as conn:
@@ -801,7 +802,7 @@ def test_rate_limit_in_redis(make_app: Callable[..., Flask], engine: Engine) -> 
 
 
 def test_bad_rate_limit_setting_fails_at_startup(make_app: Callable[..., Flask]) -> None:
-    from gateway.errors import ConfigurationError
+    from gateway.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError):
         make_app(rate_limit="lots")

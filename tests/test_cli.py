@@ -11,11 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
-from gateway import devconfig
 from gateway.app import create_app
-from gateway.cli import main
-from gateway.migrate import upgrade
-from gateway.store import make_engine
+from gateway.cli import devconfig, main
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
 from tests.conftest import all_rows
 
 
@@ -94,7 +93,7 @@ def test_serve_refuses_an_unmigrated_database(
 
 
 def test_fresh_database_migrates_to_head(tmp_path: Path) -> None:
-    from gateway.migrate import current_revision, head_revision
+    from gateway.storage.migrate import current_revision, head_revision
 
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     upgrade(engine)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.registry import adapter_classes
-from gateway import devconfig
-from gateway.settings import load_settings
+from gateway.cli import devconfig
+from gateway.config.settings import load_settings
 
 
 @pytest.fixture

@@ -25,11 +25,13 @@ from sqlalchemy import Engine, select, text
 
 from adapters.registry import adapter_classes
 from gateway.cli import main
-from gateway.crypto import generate_key
-from gateway.db import erasures
-from gateway.privacy import erase, purge, rotate_keys
-from gateway.settings import Settings
-from gateway.store import ERASURE_LOCK
+from gateway.config.settings import Settings
+from gateway.core.crypto import generate_key
+from gateway.privacy.erasure import erase
+from gateway.privacy.retention import purge
+from gateway.privacy.rotation import rotate_keys
+from gateway.storage.store import ERASURE_LOCK
+from gateway.storage.tables import erasures
 from tests.apihelpers import bearer, make_key, store_of
 from tests.conftest import (
     TEST_DATA_KEY,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from gateway.db import events, transactions
-from gateway.groupcommit import GroupCommit
-from gateway.records import EventMeta, Record
-from gateway.store import Store
+from gateway.core.records import EventMeta, Record
+from gateway.storage.groupcommit import GroupCommit
+from gateway.storage.store import Store
+from gateway.storage.tables import events, transactions
 from tests.conftest import make_cipher
 
 T0 = datetime(2026, 3, 2, 14, 0, 0, tzinfo=UTC)

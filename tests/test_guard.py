@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import guard
-from gateway.guard import (
+from gateway.core import guard
+from gateway.core.guard import (
     GuardHit,
     card_data_reason,
     check,
@@ -18,7 +18,7 @@ from gateway.guard import (
     redact,
     scan_text,
 )
-from gateway.records import Record
+from gateway.core.records import Record
 
 
 def luhn_ok(number: str) -> bool:

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from gateway import health
+from gateway.api import health
 
 
 def test_ready_when_storage_writable_and_migrations_current(client: FlaskClient) -> None:

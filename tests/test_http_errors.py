@@ -26,7 +26,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
-from gateway import devconfig, http
+from gateway.cli import devconfig
+from gateway.web import http
 from tests.apihelpers import bearer, make_key
 
 SECRET = "sekrit7q"

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from gateway import keys
+from gateway.api import keys
 from gateway.cli import main
-from gateway.db import api_keys, audit_log
+from gateway.storage.tables import api_keys, audit_log
 from tests.conftest import all_rows
 
 KEY_SHAPE = re.compile(r"psk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from gateway import logs
+from gateway.observability import logs
 
 PANS = ("4242424242424242", "5555-5555-5555-4444", "3782 822463 10005", "6011.1111.1111.1117")
 DIGITS = tuple(p.replace("-", "").replace(" ", "").replace(".", "") for p in PANS)

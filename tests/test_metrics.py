@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from gateway import metrics
-from gateway.errors import MalformedBody, VerificationError
+from gateway.core.errors import MalformedBody, VerificationError
+from gateway.observability import metrics
 from tests.conftest import sample, signed_post
 
 _SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")

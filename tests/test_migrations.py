@@ -1,4 +1,4 @@
-"""Migrations: they build exactly the schema gateway.db declares, and they go down and up."""
+"""Migrations: they build exactly the schema gateway.storage.tables declares, go down and up."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from gateway.db import metadata
-from gateway.migrate import current_revision, head_revision, upgrade
-from gateway.store import make_engine
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import current_revision, head_revision, upgrade
+from gateway.storage.tables import metadata
 
 
 def test_migrated_database_matches_the_metadata(engine: Engine) -> None:
@@ -25,7 +25,7 @@ def test_migrated_database_matches_the_metadata(engine: Engine) -> None:
 def test_downgrade_to_0001_and_up_again(tmp_path: Path) -> None:
     from alembic import command
 
-    from gateway.migrate import alembic_config
+    from gateway.storage.migrate import alembic_config
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     try:

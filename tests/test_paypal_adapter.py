@@ -21,8 +21,8 @@ from adapters.paypal.schemas import to_minor_units
 from adapters.paypal.verify_cert import signed_message
 from adapters.registry import adapter_classes
 from adapters.shapes import parse_rfc3339
-from gateway.errors import ConfigurationError, MalformedBody
-from gateway.settings import EndpointConfig, Settings
+from gateway.config.settings import EndpointConfig, Settings
+from gateway.core.errors import ConfigurationError, MalformedBody
 
 # A capture as PayPal documents it (trimmed), written here so tests never read elsewhere.
 CAPTURE_EVENT: dict[str, Any] = {
@@ -438,7 +438,7 @@ def test_how_to_enable_names_the_settings(adapter: PayPalAdapter) -> None:
 
 
 def test_environment_configures_cert_mode(tmp_path: Path) -> None:
-    from gateway.settings import load_settings
+    from gateway.config.settings import load_settings
 
     settings = load_settings(
         {

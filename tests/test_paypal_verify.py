@@ -26,8 +26,8 @@ from adapters.paypal.verify_cert import (
     MAX_CERT_BYTES,
     CertVerifier,
 )
-from gateway.errors import UpstreamUnavailable, VerificationError
-from gateway.settings import EndpointConfig, Settings
+from gateway.config.settings import EndpointConfig, Settings
+from gateway.core.errors import UpstreamUnavailable, VerificationError
 from tests.paypal_support import (
     API_BASE,
     CERT_URL,
@@ -666,7 +666,7 @@ class TestCertMode:
         assert len(mocked.calls) == 0
 
     def test_unreadable_trust_roots_fail_at_startup(self, tmp_path: Path) -> None:
-        from gateway.errors import ConfigurationError
+        from gateway.core.errors import ConfigurationError
 
         endpoint = _endpoint(cert_endpoint(make_pki(tmp_path), trust_roots=str(tmp_path / "no")))
         with pytest.raises(ConfigurationError, match="trust roots"):

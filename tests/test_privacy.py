@@ -16,12 +16,21 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
 
 from gateway.cli import main
-from gateway.crypto import UndecryptableValue, generate_key, key_id
-from gateway.db import audit_log, event_objects, events, payment_methods, privacy_log, transactions
-from gateway.errors import ConfigurationError
-from gateway.privacy import erase, purge, rotate_keys
-from gateway.settings import Settings
-from gateway.store import Store
+from gateway.config.settings import Settings
+from gateway.core.crypto import UndecryptableValue, generate_key, key_id
+from gateway.core.errors import ConfigurationError
+from gateway.privacy.erasure import erase
+from gateway.privacy.retention import purge
+from gateway.privacy.rotation import rotate_keys
+from gateway.storage.store import Store
+from gateway.storage.tables import (
+    audit_log,
+    event_objects,
+    events,
+    payment_methods,
+    privacy_log,
+    transactions,
+)
 from tests.apihelpers import apply, bearer, make_key, pm, store_of, sub, txn
 from tests.conftest import (
     TEST_DATA_KEY,
@@ -382,9 +391,9 @@ def test_cli_export_erase_purge(cli_env: CliRunner, app: Flask, engine: Engine) 
 
 
 def test_dev_config_carries_fresh_keys(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway import devconfig
-    from gateway.crypto import cipher_from_settings
-    from gateway.settings import load_settings
+    from gateway.cli import devconfig
+    from gateway.config.settings import load_settings
+    from gateway.core.crypto import cipher_from_settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PAYSIEVE_CONFIG", raising=False)

@@ -16,9 +16,9 @@ from werkzeug.datastructures import Headers
 from adapters.razorpay import SUPPORTED_EVENT_TYPES, RazorpayAdapter
 from adapters.razorpay.samples import METHODS, SAMPLE_EVENT_TYPES, build_event
 from adapters.registry import adapter_classes
-from gateway.errors import MalformedBody, VerificationError
-from gateway.records import Record, Sanitised
-from gateway.settings import EndpointConfig, Settings
+from gateway.config.settings import EndpointConfig, Settings
+from gateway.core.errors import MalformedBody, VerificationError
+from gateway.core.records import Record, Sanitised
 from tests.razorpay_planting import plant
 
 SECRET = "rzp-webhook-secret-current-0123456789"

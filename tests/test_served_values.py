@@ -23,7 +23,7 @@ from sqlalchemy import Column, Engine, Table, column, create_engine, insert, sel
 from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from gateway.crypto import (
+from gateway.core.crypto import (
     IDENTITY_COLUMN,
     NONCE_BYTES,
     PREFIX,
@@ -33,7 +33,7 @@ from gateway.crypto import (
     bidx_column,
     key_id,
 )
-from gateway.db import (
+from gateway.storage.tables import (
     UTCDateTime,
     audit_log,
     event_objects,

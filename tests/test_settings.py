@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import ConfigurationError
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
+from gateway.core.errors import ConfigurationError
 
 
 def write(path: Path, text: str) -> dict[str, str]:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from gateway.errors import ConfigurationError
-from gateway.settings import load_settings
-from gateway.sources import parse_networks
+from gateway.config.settings import load_settings
+from gateway.core.errors import ConfigurationError
+from gateway.ingest.sources import parse_networks
 from tests.conftest import all_rows, sample, signed_post, stripe_endpoint
 
 STRIPE_NETWORK = "203.0.113.0/24"

@@ -1,8 +1,8 @@
 """The storage boundary: every text and number bound into any table passes the detector.
 
-The record-level guard (gateway.guard.check) is the first line. These tests go around
+The record-level guard (gateway.core.guard.check) is the first line. These tests go around
 it, writing straight through the store and through SQLAlchemy Core, and show that the
-column types of gateway.db refuse a card number in any column of any table, with
+column types of gateway.storage.tables refuse a card number in any column of any table, with
 CardDataRefused, before the database sees it, and that nothing of the refused write
 is kept, while the rest of a group-commit batch is.
 """
@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Boolean, Column, Date, Engine, Table, func, insert, select, update
 
-from gateway.crypto import Cipher
-from gateway.db import (
+from gateway.core.crypto import Cipher
+from gateway.core.errors import CardDataRefused
+from gateway.core.records import EventMeta, Record
+from gateway.storage.store import Store
+from gateway.storage.tables import (
     HexDigest,
     Number,
     Text,
@@ -25,9 +28,6 @@ from gateway.db import (
     metadata,
     transactions,
 )
-from gateway.errors import CardDataRefused
-from gateway.records import EventMeta, Record
-from gateway.store import Store
 from tests.conftest import make_cipher
 from tests.test_groupcommit import prepared_batch
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from gateway.db import events, payment_methods, transactions
-from gateway.records import EventMeta, Record
-from gateway.store import Store
+from gateway.core.records import EventMeta, Record
+from gateway.storage.store import Store
+from gateway.storage.tables import events, payment_methods, transactions
 from tests.conftest import make_cipher, plain_rows
 
 T0 = datetime(2026, 3, 2, 14, 0, 0, tzinfo=UTC)

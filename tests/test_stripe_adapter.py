@@ -16,9 +16,9 @@ from werkzeug.datastructures import Headers
 
 from adapters.registry import adapter_classes
 from adapters.stripe import SUPPORTED_EVENT_TYPES, StripeAdapter
-from gateway.errors import MalformedBody, VerificationError
-from gateway.records import Sanitised
-from gateway.settings import EndpointConfig, Settings
+from gateway.config.settings import EndpointConfig, Settings
+from gateway.core.errors import MalformedBody, VerificationError
+from gateway.core.records import Sanitised
 
 FIRST = "whsec_test_first_0123456789abcdef"
 SECOND = "whsec_test_second_fedcba9876543210"

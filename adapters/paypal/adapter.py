@@ -43,11 +43,11 @@ from adapters.paypal.verify_api import ApiVerifier, verify_request_body
 from adapters.paypal.verify_cert import AUTH_ALGO, CertVerifier, cert_name, signed_message
 from adapters.paypal.vocabulary import VOCABULARY
 from adapters.shapes import ID_PATTERN, currency_exponent, parse_rfc3339
-from gateway.errors import ConfigurationError, MalformedBody, VerificationError
-from gateway.records import EventMeta, Sanitised
+from gateway.core.errors import ConfigurationError, MalformedBody, VerificationError
+from gateway.core.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
-    from gateway.settings import EndpointConfig, Settings
+    from gateway.config.settings import EndpointConfig, Settings
 
 TRANSMISSION_ID: Final = "PAYPAL-TRANSMISSION-ID"
 TRANSMISSION_TIME: Final = "PAYPAL-TRANSMISSION-TIME"

@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 import requests
 
-from gateway.errors import ConfigurationError, UpstreamUnavailable, VerificationError
+from gateway.core.errors import ConfigurationError, UpstreamUnavailable, VerificationError
 
 DEFAULT_API_BASE: Final = "https://api-m.paypal.com"
 TOKEN_PATH: Final = "/v1/oauth2/token"  # noqa: S105 - a URL path, not a secret

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from gateway.errors import ConfigurationError, UpstreamUnavailable, VerificationError
+from gateway.core.errors import ConfigurationError, UpstreamUnavailable, VerificationError
 
 # PayPal's REST API hosts, live and sandbox: the only places a certificate comes from.
 CERT_HOSTS: Final = frozenset(

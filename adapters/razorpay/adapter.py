@@ -30,12 +30,12 @@ from adapters.razorpay.schemas import (
 )
 from adapters.razorpay.vocabulary import VOCABULARY
 from adapters.shapes import ID_PATTERN, load_partial
-from gateway import guard
-from gateway.errors import MalformedBody, VerificationError
-from gateway.records import EventMeta, Sanitised
+from gateway.core import guard
+from gateway.core.errors import MalformedBody, VerificationError
+from gateway.core.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
-    from gateway.settings import EndpointConfig
+    from gateway.config.settings import EndpointConfig
 
 SIGNATURE_HEADER: Final = "X-Razorpay-Signature"
 EVENT_ID_HEADER: Final = "X-Razorpay-Event-Id"

@@ -34,11 +34,11 @@ from adapters.stripe.schemas import (
     SubscriptionSchema,
 )
 from adapters.stripe.vocabulary import VOCABULARY
-from gateway.errors import MalformedBody, VerificationError
-from gateway.records import EventMeta, Sanitised
+from gateway.core.errors import MalformedBody, VerificationError
+from gateway.core.records import EventMeta, Sanitised
 
 if TYPE_CHECKING:
-    from gateway.settings import EndpointConfig
+    from gateway.config.settings import EndpointConfig
 
 SIGNATURE_HEADER: Final = "Stripe-Signature"
 

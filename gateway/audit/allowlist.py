@@ -13,7 +13,7 @@ from typing import Any, Final
 
 RECORD_SECTIONS: Final = ("transaction", "payment_method", "subscription", "event")
 ALLOWLIST_FILE: Final = "allowlist.toml"
-# gateway.crypto truncates HMAC-SHA256 blind indexes to 128 bits: 32 hex digits.
+# gateway.core.crypto truncates HMAC-SHA256 blind indexes to 128 bits: 32 hex digits.
 BLIND_INDEX_HEX: Final = 32
 
 

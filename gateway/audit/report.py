@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Engine, func, select
 
 from gateway.audit.scan import ScanResult
-from gateway.db import trail_counts, trail_guard_hits, trail_shapes
+from gateway.storage.tables import trail_counts, trail_guard_hits, trail_shapes
 
 
 @dataclass

@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType
 
-from gateway import guard
 from gateway.audit.allowlist import Allowlist
+from gateway.core import guard
 
 DEFAULT_BATCH: Final = 5000
 # Integers shorter than a card number cannot be one; only longer ones are scanned.

@@ -6,8 +6,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
-from gateway import audit_trail, keys
-from gateway.db import audit_log
+from gateway.api import keys
+from gateway.audit import audit_log
+from gateway.storage import tables
 
 
 def _key(engine: Engine, *scopes: str) -> dict[str, str]:
@@ -25,7 +26,7 @@ def test_lists_entries_in_pages_and_audits_itself(client: FlaskClient, engine: E
     reader = _key(engine, "records:read")
     auditor = _key(engine, "audit:read")
     with engine.begin() as conn:
-        audit_trail.append(conn, actor="cli", action="keys.create", route="cli", outcome="ok")
+        audit_log.append(conn, actor="cli", action="keys.create", route="cli", outcome="ok")
     assert client.get("/v1/transactions/stripe/ch_secretvalue1", headers=reader).status_code == 404
     first = client.get("/v1/audit-log?limit=1", headers=auditor).get_json()
     assert len(first["data"]) == 1 and first["has_more"] is True
@@ -78,5 +79,5 @@ def test_refused_scope_names_the_key_prefix(client: FlaskClient, engine: Engine)
     prefix = headers["Authorization"].split("_")[1]
     assert client.get("/v1/audit-log", headers=headers).status_code == 403
     with engine.connect() as conn:
-        rows = conn.execute(select(audit_log.c.actor, audit_log.c.outcome)).all()
+        rows = conn.execute(select(tables.audit_log.c.actor, tables.audit_log.c.outcome)).all()
     assert [tuple(row) for row in rows] == [(prefix, "forbidden")]

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, column, select, table, text, update
 from gateway.audit import allowlist, scan
 from gateway.audit.report import render_text
 from gateway.cli import main
-from gateway.db import audit_log, transactions
+from gateway.storage.tables import audit_log, transactions
 from tests.conftest import sample, signed_post
 
 PAN = "4000 0566 5566 5556"

@@ -27,10 +27,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
 from adapters.registry import adapter_classes
-from gateway.db import events
-from gateway.migrate import upgrade
-from gateway.settings import Settings
-from gateway.store import make_engine
+from gateway.config.settings import Settings
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
+from gateway.storage.tables import events
 from tests.conftest import sample, stripe_endpoint
 from tests.paypal_support import CERT_URL, Pki, cert_endpoint, make_pki
 from tests.support_smuggling import (
@@ -288,7 +288,7 @@ def _post_all(
 ) -> tuple[Sweep, list[int]]:
     """Post many deliveries into one database, then look for all their numbers at once."""
     empty_tables(gateway.engine)
-    gateway.logs.clear()
+    gateway.observability.logs.clear()
     sweep = Sweep([pan for _, _, pan in deliveries])
     statuses: list[int] = []
     for provider, event, _ in deliveries:
@@ -306,7 +306,7 @@ def _post_all(
         client=gateway.client,
         engine=gateway.engine,
         database_url=gateway.database_url,
-        captured=gateway.logs,
+        captured=gateway.observability.logs,
     )
     return sweep, statuses
 

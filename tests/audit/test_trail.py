@@ -22,11 +22,11 @@ from adapters.paypal import samples as paypal_samples
 from adapters.razorpay import samples as razorpay_samples
 from adapters.registry import adapter_classes
 from adapters.stripe import samples as stripe_samples
-from gateway.audit.trail import COLLAPSED_KEY, FREE_FORM_KEYS, Trail, collapse_key, leaf_paths
-from gateway.db import trail_counts, trail_guard_hits, trail_shapes
-from gateway.guard import scan_text
-from gateway.records import Record
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.core.guard import scan_text
+from gateway.core.records import Record
+from gateway.storage.tables import trail_counts, trail_guard_hits, trail_shapes
+from gateway.storage.trail import COLLAPSED_KEY, FREE_FORM_KEYS, Trail, collapse_key, leaf_paths
 from tests.conftest import all_rows, assert_nowhere, sample, signed_post
 from tests.paypal_support import CERT_URL, Pki, cert_endpoint, make_pki
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, select
 
-from gateway.db import events
+from gateway.storage.tables import events
 from tests.conftest import sample
 from tests.reliability.support import Gunicorn, Nginx, figures, running, signed_headers
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from gateway.db import event_objects, events, transactions
+from gateway.storage.tables import event_objects, events, transactions
 from tests.reliability.support import (
     Gunicorn,
     Tally,

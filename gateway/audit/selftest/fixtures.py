@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.migrate import upgrade
-from gateway.store import make_engine
+from gateway.storage.engine import make_engine
+from gateway.storage.migrate import upgrade
 
 DEFAULT_EXAMPLES = 10
 

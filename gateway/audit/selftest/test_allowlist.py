@@ -14,12 +14,12 @@ from sqlalchemy import inspect as sa_inspect
 from adapters.base import Adapter
 from adapters.registry import adapter_classes
 from adapters.shapes import ID_PATTERN
-from gateway import records
 from gateway.audit.allowlist import Allowlist, load
 from gateway.audit.selftest.fixtures import audit_database_url  # noqa: F401 - a fixture
-from gateway.db import RECORD_TABLES, events, field_columns, metadata
-from gateway.settings import Settings
-from gateway.store import make_engine
+from gateway.config.settings import Settings
+from gateway.core import records
+from gateway.storage.engine import make_engine
+from gateway.storage.tables import RECORD_TABLES, events, field_columns, metadata
 
 ENVELOPE = "envelope."
 
@@ -137,7 +137,7 @@ def test_shapes_fit_column_types(allowlist: Allowlist, record: str) -> None:
         if kind == "timestamp":
             assert "DateTime" in type(column.type).__name__, f"{record}.{name}: not a timestamp"
             continue
-        # The storage boundary's types (gateway.db) wrap the SQL type they store as.
+        # The storage boundary's types (gateway.storage.tables) wrap the SQL type they store as.
         stored_as = getattr(column.type, "impl_instance", column.type)
         assert isinstance(stored_as, _COLUMN_KINDS[kind]), (
             f"{record}.{name}: shape {shape.name} does not fit column type {column.type}"

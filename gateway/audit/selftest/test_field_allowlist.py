@@ -36,15 +36,17 @@ from sqlalchemy.engine import make_url
 
 from adapters.base import Adapter
 from adapters.registry import adapter_classes
-from gateway import create_app, crypto, guard, keys
+from gateway import create_app
+from gateway.api import keys
 from gateway.audit.allowlist import Allowlist, load
 from gateway.audit.selftest.evidence import EVIDENCE
 from gateway.audit.selftest.fixtures import audit_database_url, audit_examples  # noqa: F401
 from gateway.audit.selftest.planting import Plants, noisy, personal_data, replace_free_text
-from gateway.db import events, metadata
-from gateway.logs import JsonFormatter, RedactingFilter
-from gateway.records import IDENTITY
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.core import crypto, guard
+from gateway.core.records import IDENTITY
+from gateway.observability.logs import JsonFormatter, RedactingFilter
+from gateway.storage.tables import events, metadata
 
 ROUTES = {"transaction": "transactions", "payment_method": "payment-methods"}
 ROUTES["subscription"] = "subscriptions"

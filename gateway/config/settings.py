@@ -1,0 +1,272 @@
+"""Settings: defaults, then the TOML file, then ``PAYSIEVE_*`` variables, then test overrides.
+
+This is the only module that reads ``os.environ``; every variable it reads is
+listed in ``ENVIRONMENT`` with its coercer.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gateway.core.errors import ConfigurationError
+
+DEFAULT_CONFIG_PATH = Path("config/paysieve.toml")
+DEV_CONFIG_PATH = Path("var/paysieve.dev.toml")
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One provider endpoint (one merchant account): its name and its secrets."""
+
+    provider: str
+    name: str = "default"
+    webhook_secrets: tuple[str, ...] = ()
+    # Provider-specific options (PayPal's webhook id, verification mode, ...).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Secrets never reach a log line through a repr.
+        return f"EndpointConfig(provider={self.provider!r}, name={self.name!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a gateway process needs to run."""
+
+    database_url: str = "sqlite:///var/paysieve.db"
+    tolerance_seconds: int = 300
+    max_body_bytes: int = 1_048_576
+    data_keys: tuple[str, ...] = ()
+    # A file of data keys, one per line, read after data_keys (gateway.core.crypto).
+    data_keys_file: str = ""
+    # The blind index key (equality lookups on sealed columns); never a data key.
+    index_key: str = ""
+    # Retention, in days, enforced by `paysieve purge` (gateway.privacy.retention).
+    retention_events_days: int = 90
+    retention_transactions_days: int = 2557
+    retention_payment_methods_days: int = 30
+    retention_subscriptions_days: int = 730
+    retention_audit_days: int = 365
+    log_level: str = "INFO"
+    # Per API key (per client address without a valid key), in flask-limiter's notation.
+    rate_limit: str = "600 per minute"
+    # memory:// (per process) or a shared store such as redis://host:6379.
+    rate_limit_storage: str = "memory://"
+    # Load balancers in front that append X-Forwarded-For/-Proto (0: trust no forwarded header).
+    trusted_proxy_hops: int = 0
+    # Set by gunicorn.conf.py: /metrics then sums every worker's counters.
+    metrics_multiproc_dir: str = ""
+    endpoints: tuple[EndpointConfig, ...] = ()
+    source: str = "defaults"
+
+    def endpoint(self, provider: str, name: str) -> EndpointConfig | None:
+        """Return the named endpoint of a provider, if configured."""
+        for endpoint in self.endpoints:
+            if endpoint.provider == provider and endpoint.name == name:
+                return endpoint
+        return None
+
+    def __repr__(self) -> str:
+        return f"Settings(source={self.source!r}, endpoints={len(self.endpoints)})"
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigurationError("expected an integer") from exc
+    if number <= 0:
+        raise ConfigurationError("expected a positive integer")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def coerce(value: str) -> str:
+        if value not in choices:
+            raise ConfigurationError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return coerce
+
+
+def _str(value: str) -> str:
+    return value
+
+
+# variable -> (where it goes, coercer). "endpoint:P:key" sets an option of
+# provider P's "default" endpoint; anything else is a top-level setting.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "PAYSIEVE_DATABASE_URL": ("database_url", _str),
+    "PAYSIEVE_TOLERANCE_SECONDS": ("tolerance_seconds", _int),
+    "PAYSIEVE_MAX_BODY_BYTES": ("max_body_bytes", _int),
+    "PAYSIEVE_DATA_KEYS": ("data_keys", _csv),
+    "PAYSIEVE_DATA_KEYS_FILE": ("data_keys_file", _str),
+    "PAYSIEVE_INDEX_KEY": ("index_key", _str),
+    "PAYSIEVE_RETENTION_EVENTS_DAYS": ("retention_events_days", _int),
+    "PAYSIEVE_RETENTION_TRANSACTIONS_DAYS": ("retention_transactions_days", _int),
+    "PAYSIEVE_RETENTION_PAYMENT_METHODS_DAYS": ("retention_payment_methods_days", _int),
+    "PAYSIEVE_RETENTION_SUBSCRIPTIONS_DAYS": ("retention_subscriptions_days", _int),
+    "PAYSIEVE_RETENTION_AUDIT_DAYS": ("retention_audit_days", _int),
+    "PAYSIEVE_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "PAYSIEVE_RATE_LIMIT": ("rate_limit", _str),
+    "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
+    "PAYSIEVE_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _int),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_multiproc_dir", _str),
+    "PAYSIEVE_STRIPE_WEBHOOK_SECRETS": ("endpoint:stripe:webhook_secrets", _csv),
+    "PAYSIEVE_STRIPE_SOURCE_NETWORKS": ("endpoint:stripe:source_networks", _csv),
+    "PAYSIEVE_RAZORPAY_SOURCE_NETWORKS": ("endpoint:razorpay:source_networks", _csv),
+    "PAYSIEVE_PAYPAL_SOURCE_NETWORKS": ("endpoint:paypal:source_networks", _csv),
+    "PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS": ("endpoint:razorpay:webhook_secrets", _csv),
+    "PAYSIEVE_PAYPAL_WEBHOOK_ID": ("endpoint:paypal:webhook_id", _str),
+    "PAYSIEVE_PAYPAL_VERIFY": ("endpoint:paypal:verify", _choice("api", "cert")),
+    "PAYSIEVE_PAYPAL_API_BASE": ("endpoint:paypal:api_base", _str),
+    "PAYSIEVE_PAYPAL_CLIENT_ID": ("endpoint:paypal:client_id", _str),
+    "PAYSIEVE_PAYPAL_CLIENT_SECRET": ("endpoint:paypal:client_secret", _str),
+    "PAYSIEVE_PAYPAL_TRUST_ROOTS": ("endpoint:paypal:trust_roots", _str),
+    "PAYSIEVE_PAYPAL_CERT_CACHE_DIR": ("endpoint:paypal:cert_cache_dir", _str),
+}
+
+_TOP_LEVEL = {
+    "database_url": str,
+    "tolerance_seconds": int,
+    "max_body_bytes": int,
+    "data_keys": tuple,
+    "data_keys_file": str,
+    "index_key": str,
+    "retention_events_days": int,
+    "retention_transactions_days": int,
+    "retention_payment_methods_days": int,
+    "retention_subscriptions_days": int,
+    "retention_audit_days": int,
+    "log_level": str,
+    "rate_limit": str,
+    "rate_limit_storage": str,
+    "trusted_proxy_hops": int,
+    "metrics_multiproc_dir": str,
+}
+
+
+def config_path(environ: Mapping[str, str]) -> Path | None:
+    """Return the configuration file to read, if any exists."""
+    named = environ.get("PAYSIEVE_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigurationError(f"PAYSIEVE_CONFIG names a missing file: {path}")
+        return path
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    # Made by `paysieve serve` for a zero-configuration trial (gateway.cli.devconfig).
+    if DEV_CONFIG_PATH.is_file():
+        return DEV_CONFIG_PATH
+    return None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from defaults, the TOML file, the environment and overrides."""
+    environ = os.environ if environ is None else environ
+    top: dict[str, Any] = {}
+    endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+    source = "defaults"
+
+    path = config_path(environ)
+    if path is not None:
+        _read_toml(path, top, endpoints)
+        source = str(path)
+
+    for variable, (target, coerce) in ENVIRONMENT.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value = coerce(raw)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{variable}: {exc}") from None
+        if target.startswith("endpoint:"):
+            _, provider, key = target.split(":")
+            endpoints.setdefault((provider, "default"), {})[key] = value
+        else:
+            top[target] = value
+
+    for key, value in (overrides or {}).items():
+        if key == "endpoints":
+            for entry in value:
+                _add_endpoint(entry, endpoints)
+        else:
+            top[key] = value
+
+    settings = Settings(
+        **{k: top[k] for k in top if k in _TOP_LEVEL},
+        endpoints=tuple(_endpoint(p, n, opts) for (p, n), opts in sorted(endpoints.items())),
+        source=source,
+    )
+    return _validated(settings)
+
+
+def _read_toml(
+    path: Path, top: dict[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    for key, value in data.items():
+        if key == "endpoints":
+            if not isinstance(value, list):
+                raise ConfigurationError(f"{path}: endpoints must be [[endpoints]] tables")
+            for entry in value:
+                _add_endpoint(entry, endpoints)
+        elif key in _TOP_LEVEL:
+            top[key] = tuple(value) if _TOP_LEVEL[key] is tuple else value
+        else:
+            raise ConfigurationError(f"{path}: unknown setting {key!r}")
+
+
+def _add_endpoint(
+    entry: Mapping[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    if not isinstance(entry, Mapping) or "provider" not in entry:
+        raise ConfigurationError("each [[endpoints]] table needs a provider")
+    options = {k: v for k, v in entry.items() if k not in ("provider", "name")}
+    key = (str(entry["provider"]), str(entry.get("name", "default")))
+    endpoints.setdefault(key, {}).update(options)
+
+
+def _endpoint(provider: str, name: str, options: dict[str, Any]) -> EndpointConfig:
+    options = dict(options)
+    secrets = options.pop("webhook_secrets", ())
+    if isinstance(secrets, str):
+        secrets = _csv(secrets)
+    return EndpointConfig(
+        provider=provider, name=name, webhook_secrets=tuple(secrets), options=options
+    )
+
+
+def _validated(settings: Settings) -> Settings:
+    import re
+
+    for endpoint in settings.endpoints:
+        if not re.fullmatch(r"[a-z0-9_-]{1,64}", endpoint.name):
+            raise ConfigurationError(
+                f"endpoint name {endpoint.name!r} must be 1-64 of a-z, 0-9, _ and -"
+            )
+    if settings.tolerance_seconds <= 0 or settings.max_body_bytes <= 0:
+        raise ConfigurationError("tolerance_seconds and max_body_bytes must be positive")
+    import limits
+
+    try:
+        limits.parse_many(settings.rate_limit)
+    except ValueError:
+        raise ConfigurationError("rate_limit: expected a limit such as '600 per minute'") from None
+    return replace(settings)

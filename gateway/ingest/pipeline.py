@@ -1,0 +1,133 @@
+"""The flow of one webhook: limit, verify, parse, sanitise, guard, store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapters.base import Adapter, header
+from gateway.config.settings import EndpointConfig, Settings
+from gateway.core import guard
+from gateway.core.errors import CardDataRefused, NotFound, UnsupportedMediaType, VerificationError
+from gateway.observability import metrics
+from gateway.storage.store import Store
+from gateway.storage.trail import Trail
+
+log = logging.getLogger("gateway.ingest.webhooks")
+
+# The shape DESIGN.md gives every id paysieve keeps.
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one delivery came to."""
+
+    status: str
+    event_id: str
+    records: int
+    dropped: int
+
+
+class Pipeline:
+    """Turn one raw delivery into stored, minimised records."""
+
+    def __init__(self, settings: Settings, store: Store, adapters: Mapping[str, Adapter]) -> None:
+        self.settings = settings
+        self.store = store
+        self.adapters = dict(adapters)
+        self.trail = Trail(
+            {
+                name: {f for schema in a.schemas().values() for f in schema.fields}
+                for name, a in self.adapters.items()
+            },
+            vocabularies={name: a.vocabulary for name, a in self.adapters.items()},
+        )
+
+    def route(self, provider: str, endpoint_name: str) -> tuple[Adapter, EndpointConfig]:
+        """Return the adapter and endpoint a delivery goes to, or raise NotFound."""
+        adapter = self.adapters.get(provider)
+        endpoint = self.settings.endpoint(provider, endpoint_name) if adapter else None
+        if adapter is None or endpoint is None or not adapter.enabled(endpoint):
+            raise NotFound("no such webhook endpoint")
+        return adapter, endpoint
+
+    @staticmethod
+    def check_content_type(mimetype: str) -> None:
+        """Raise UnsupportedMediaType unless the body is declared as JSON."""
+        if mimetype != "application/json":
+            raise UnsupportedMediaType("the body must be application/json")
+
+    def process(
+        self,
+        adapter: Adapter,
+        endpoint: EndpointConfig,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+    ) -> Outcome:
+        """Verify, minimise and store one delivery."""
+        started = time.perf_counter()
+        adapter.verify(raw_body, headers, endpoint)
+        transmission_digest = self._transmission_digest(adapter, headers)
+        event = adapter.parse(raw_body)
+        meta = adapter.meta(event, headers)
+        # The first line for what every delivery stores besides its records; the column
+        # types refuse the same values again at the storage boundary (gateway.storage.tables).
+        for value in (meta.id, meta.type):
+            if guard.card_data_reason(value) is not None:
+                metrics.guard_hit(adapter.name, guard.PAN)
+                raise CardDataRefused(
+                    "the event's id or type looks like card data; nothing was stored"
+                )
+        sanitised = adapter.sanitise(event)
+        records, hits = guard.check(sanitised.records)
+        hits += guard.check_paths(sanitised.dropped)
+        for hit in hits:
+            metrics.guard_hit(adapter.name, hit.reason)
+            log.warning(
+                "guard dropped a field",
+                extra={"provider": adapter.name, "path": hit.path, "reason": hit.reason},
+            )
+        dropped = len(sanitised.dropped) + len(hits)
+        observed = self.trail.observe(adapter.name, meta.type, event, records, hits)
+        status = self.store.apply(
+            provider=adapter.name,
+            account=endpoint.name,
+            meta=meta,
+            records=records,
+            outcome="stored" if sanitised.handled else "ignored",
+            dropped_fields=dropped,
+            trail=observed,
+            body_digest=hashlib.sha256(raw_body).hexdigest(),
+            transmission_digest=transmission_digest,
+        )
+        log.info(
+            "delivery %s",
+            status,
+            extra={
+                "provider": adapter.name,
+                "account": endpoint.name,
+                "event_id": meta.id,
+                "records": len(records),
+                "dropped_fields": dropped,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return Outcome(status=status, event_id=meta.id, records=len(records), dropped=dropped)
+
+    @staticmethod
+    def _transmission_digest(adapter: Adapter, headers: Mapping[str, str]) -> str | None:
+        """Return the SHA-256 of a verified delivery's transmission id, for providers that sign one.
+
+        Only the digest is kept: the header itself is never stored, whatever it holds.
+        """
+        if adapter.transmission_header is None:
+            return None
+        value = header(headers, adapter.transmission_header)
+        if value is None or not _ID.fullmatch(value):
+            raise VerificationError(f"missing or malformed {adapter.transmission_header} header")
+        return hashlib.sha256(value.encode()).hexdigest()

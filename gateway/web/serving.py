@@ -1,0 +1,109 @@
+"""gunicorn's own output, held to the gateway's rules (gunicorn.conf.py wires it in).
+
+gunicorn answers requests it cannot parse itself, before the app sees them, with an
+HTML page quoting the request line, and logs that line in its error log. Here its
+error log goes through the card-data redaction every application log line gets, its
+access log shows a method only if it is a real one, and its own error answers are
+the JSON error shape of every other answer, quoting nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Final
+
+from gunicorn import glogging, util
+
+from gateway.core import guard
+from gateway.web.http import SECURITY_HEADERS, error_body
+
+# The methods an access log names; anything else a client sent is logged as "-".
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _redacted(value: Any) -> Any:
+    return guard.redact(value) if isinstance(value, str) else value
+
+
+class Logger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger: error-log lines redacted, access-log methods checked."""
+
+    def log(self, lvl: Any, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log one error-log line with card data redacted (every level comes here)."""
+        if isinstance(lvl, str):
+            lvl = self.LOG_LEVELS.get(lvl.lower(), logging.INFO)
+        text = str(msg) % args if args else str(msg)
+        self.error_log.log(lvl, guard.redact(text), **kwargs)
+
+    def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at CRITICAL, redacted."""
+        self.log(logging.CRITICAL, msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at ERROR, redacted."""
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at WARNING, redacted."""
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at INFO, redacted."""
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at DEBUG, redacted."""
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """Log at ERROR with the traceback, redacted (a traceback can quote a request)."""
+        text = str(msg) % args if args else str(msg)
+        self.error_log.error("%s\n%s", guard.redact(text), guard.redact(traceback.format_exc()))
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        """Return the access-log atoms with the method checked and request values removed."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        method = atoms.get("m")
+        atoms["m"] = method if method in _METHODS else "-"
+        # What the shipped format never uses, and a custom one must not show.
+        for name in ("r", "U", "q", "f", "a"):
+            atoms[name] = "-"
+        return {
+            name: ("-" if name.endswith("}i") else _redacted(value))
+            for name, value in atoms.items()
+        }
+
+
+def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Answer a request gunicorn refused with the JSON error shape; quote nothing of it."""
+    _, body = error_body(status_int)
+    head = [
+        f"HTTP/1.1 {status_int} {_REASONS.get(status_int, 'Error')}",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in SECURITY_HEADERS.items()),
+    ]
+    util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+# Standard reason phrases: gunicorn's own may quote the request.
+_REASONS: Final = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
+
+def install() -> None:
+    """Make gunicorn's own error answers JSON (called from gunicorn.conf.py, before forking)."""
+    util.write_error = write_error
