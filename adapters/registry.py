@@ -1,28 +1,30 @@
-"""Map provider names to their adapter classes."""
+"""Map provider names to their adapter classes: the built-in providers, loaded here.
+
+The provider packages do not import this module: it imports them.
+"""
 
 from __future__ import annotations
 
 from adapters.base import Adapter
+from adapters.paypal import PayPalAdapter
+from adapters.razorpay import RazorpayAdapter
+from adapters.stripe import StripeAdapter
 
-_REGISTRY: dict[str, type[Adapter]] = {}
+_BUILT_IN: tuple[type[Adapter], ...] = (PayPalAdapter, RazorpayAdapter, StripeAdapter)
 
 
-def register(cls: type[Adapter]) -> type[Adapter]:
-    """Add an adapter class under its name (a class decorator)."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"adapter {cls.name!r} is registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
+def _by_name(classes: tuple[type[Adapter], ...]) -> dict[str, type[Adapter]]:
+    registry: dict[str, type[Adapter]] = {}
+    for cls in classes:
+        if cls.name in registry and registry[cls.name] is not cls:
+            raise ValueError(f"adapter {cls.name!r} is registered twice")
+        registry[cls.name] = cls
+    return registry
+
+
+_REGISTRY = _by_name(_BUILT_IN)
 
 
 def adapter_classes() -> dict[str, type[Adapter]]:
     """Return every known adapter class by provider name."""
-    _load_builtin()
     return dict(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    # Importing a provider package registers it.
-    import adapters.paypal  # noqa: F401
-    import adapters.razorpay  # noqa: F401
-    import adapters.stripe  # noqa: F401

@@ -3,8 +3,5 @@
 from __future__ import annotations
 
 from adapters.paypal.adapter import PayPalAdapter
-from adapters.registry import register
-
-register(PayPalAdapter)
 
 __all__ = ["PayPalAdapter"]

@@ -3,8 +3,5 @@
 from __future__ import annotations
 
 from adapters.razorpay.adapter import SUPPORTED_EVENT_TYPES, RazorpayAdapter
-from adapters.registry import register
-
-register(RazorpayAdapter)
 
 __all__ = ["SUPPORTED_EVENT_TYPES", "RazorpayAdapter"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from adapters.registry import register
 from adapters.stripe.adapter import SUPPORTED_EVENT_TYPES, StripeAdapter
-
-register(StripeAdapter)
 
 __all__ = ["SUPPORTED_EVENT_TYPES", "StripeAdapter"]
