@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 
 from gateway.audit.selftest.evidence import EVIDENCE
+from gateway.storage.engine import make_engine
+from tests.support.database import empty_tables
 
 
 @pytest.fixture(scope="session")
 def audit_database_url(database_url: str) -> str:
-    """Use the suite's session database instead of the self-test's temporary SQLite file."""
+    """Use the suite's session database, emptied, instead of the self-test's temporary SQLite.
+
+    Emptied of what earlier tests left: the audit app checks at startup that every stored
+    value opens under its own data key.
+    """
+    engine = make_engine(database_url)
+    empty_tables(engine)
+    engine.dispose()
     return database_url
 
 

@@ -14,7 +14,7 @@ from gateway.audit import allowlist, scan
 from gateway.audit.report import render_text
 from gateway.cli import main
 from gateway.storage.tables import audit_log, transactions
-from tests.conftest import sample, signed_post
+from tests.support.webhooks import sample, signed_post
 
 PAN = "4000 0566 5566 5556"
 PAN_DIGITS = PAN.replace(" ", "")

@@ -31,9 +31,8 @@ from gateway.config.settings import Settings
 from gateway.storage.engine import make_engine
 from gateway.storage.migrate import upgrade
 from gateway.storage.tables import events
-from tests.conftest import sample, stripe_endpoint
-from tests.paypal_support import CERT_URL, Pki, cert_endpoint, make_pki
-from tests.support_smuggling import (
+from tests.support.paypal import CERT_URL, Pki, cert_endpoint, make_pki
+from tests.support.smuggling import (
     EVENT_ID_PATH,
     EVENT_ID_PREFIX,
     EVENT_TYPE_PATH,
@@ -63,6 +62,7 @@ from tests.support_smuggling import (
     string_leaves,
     with_key,
 )
+from tests.support.webhooks import sample, stripe_endpoint
 
 EXAMPLES = settings(
     max_examples=20,
@@ -288,7 +288,7 @@ def _post_all(
 ) -> tuple[Sweep, list[int]]:
     """Post many deliveries into one database, then look for all their numbers at once."""
     empty_tables(gateway.engine)
-    gateway.observability.logs.clear()
+    gateway.logs.clear()
     sweep = Sweep([pan for _, _, pan in deliveries])
     statuses: list[int] = []
     for provider, event, _ in deliveries:
@@ -306,7 +306,7 @@ def _post_all(
         client=gateway.client,
         engine=gateway.engine,
         database_url=gateway.database_url,
-        captured=gateway.observability.logs,
+        captured=gateway.logs,
     )
     return sweep, statuses
 

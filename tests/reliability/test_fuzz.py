@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests.conftest import STRIPE_SECRET, all_rows, sample
-from tests.reliability.support import figures
+from tests.support.database import all_rows
+from tests.support.processes import figures
+from tests.support.webhooks import STRIPE_SECRET, sample
 
 pytestmark = pytest.mark.slow
 

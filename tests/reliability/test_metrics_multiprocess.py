@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import Engine
 
-from tests.reliability.support import (
+from tests.support.processes import (
     Delivery,
     Gunicorn,
     Tally,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.reliability.support import (
+from tests.support.processes import (
     Gunicorn,
     Tally,
     figures,

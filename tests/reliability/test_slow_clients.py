@@ -16,8 +16,8 @@ import requests
 from sqlalchemy import Engine, select
 
 from gateway.storage.tables import events
-from tests.conftest import sample
-from tests.reliability.support import Gunicorn, Nginx, figures, running, signed_headers
+from tests.support.processes import Gunicorn, Nginx, figures, running, signed_headers
+from tests.support.webhooks import sample
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from tests.reliability.support import (
+from tests.support.processes import (
     Delivery,
     Gunicorn,
     Tally,

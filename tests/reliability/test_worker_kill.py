@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from gateway.storage.tables import event_objects, events, transactions
-from tests.reliability.support import (
+from tests.support.processes import (
     Gunicorn,
     Tally,
     figures,

@@ -1,0 +1,1 @@
+"""Tests of the provider adapters, one package per provider."""

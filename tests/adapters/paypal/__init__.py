@@ -1,0 +1,1 @@
+"""Tests of the PayPal adapter, its two verifiers and its webhooks."""

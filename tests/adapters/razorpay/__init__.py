@@ -1,0 +1,1 @@
+"""Tests of the Razorpay adapter and its webhooks."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.api: the keyed routes, API keys, health probes, OpenAPI."""

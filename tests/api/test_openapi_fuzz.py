@@ -1,0 +1,84 @@
+"""Schemathesis against a live gateway: no 5xx, and every answer matches /openapi.json."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from sqlalchemy import Engine
+from werkzeug.serving import make_server
+
+from tests.support.api import T0, apply, make_key, pm, store_of, sub, txn
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+MAX_EXAMPLES = 25
+
+
+@pytest.fixture
+def live(make_app: Callable[..., Flask], engine: Engine) -> Iterator[tuple[str, str]]:
+    """Serve a seeded gateway on 127.0.0.1; return its base URL and a records:read key."""
+    app = make_app(rate_limit="100000 per minute")
+    store = store_of(app)
+    apply(
+        store,
+        txn(
+            "ch_1",
+            kind="payment",
+            status="succeeded",
+            amount=1,
+            currency="EUR",
+            customer="cus_1",
+            payment_method="pm_1",
+        ),
+        pm("pm_1", brand="visa", last4="4242", exp_month=1, exp_year=2030, status="active"),
+    )
+    apply(store, txn("ch_2", payment_method="pm_unseen"), sub("sub_1", current_period_end=T0))
+    key = make_key(engine, "records:read")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", key
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_api_conforms_to_its_document(live: tuple[str, str], mode: GenerationMode) -> None:
+    base_url, key = live
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    headers = {"Authorization": f"Bearer {key}"}
+
+    @given(case=schema.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case: Any) -> None:
+        case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)
+
+    check()

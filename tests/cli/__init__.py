@@ -1,0 +1,1 @@
+"""Tests of gateway.cli: the command groups and the development configuration."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.config: the settings table."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.core: errors, records, the card-number guard, crypto."""

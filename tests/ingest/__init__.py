@@ -1,0 +1,1 @@
+"""Tests of gateway.ingest: webhook routes, the pipeline, source networks, replays."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.observability: logs and metrics."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.privacy: retention, erasure, export, key rotation."""

@@ -1,0 +1,1 @@
+"""Tests of gateway.storage: the store, group commit, prepared statements, trail, migrations."""

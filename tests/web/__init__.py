@@ -1,0 +1,1 @@
+"""Tests of gateway.web: the JSON error shape and request log lines on every server."""
