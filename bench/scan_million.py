@@ -15,42 +15,20 @@ import argparse
 import base64
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
+from bench.scratch import scratch_database
 from gateway.audit import allowlist, scan
+from gateway.core.crypto import bidx_column
 from gateway.storage.engine import make_engine
 from gateway.storage.migrate import upgrade
-
-COLUMNS = (
-    "provider",
-    "account",
-    "created_at",
-    "updated_at",
-    "last_event_id",
-    "last_event_at",
-    "id",
-    "kind",
-    "status",
-    "provider_status",
-    "amount",
-    "currency",
-    "customer",
-    "customer_bidx",
-    "payment_intent",
-    "charge",
-    "invoice",
-    "payment_method",
-    "payment_method_bidx",
-)
-
+from gateway.storage.tables import transactions
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -64,42 +42,54 @@ def _sealed() -> str:
     return "v1.1a2b3c4d." + base64.urlsafe_b64encode(os.urandom(60)).decode().rstrip("=")
 
 
-def rows(count: int) -> Iterator[tuple[object, ...]]:
-    """Yield transaction rows shaped like stored ones."""
+def rows(count: int) -> Iterator[dict[str, object]]:
+    """Yield transaction rows shaped like stored ones, by column name."""
     now = datetime.now(UTC).replace(tzinfo=None)
     stamp = now.isoformat(sep=" ")
     sealed = [_sealed() for _ in range(1000)]
     ids = [_id() for _ in range(5000)]
     for n in range(count):
         suffix = ids[n % 5000]
-        yield (
-            "stripe",
-            "default",
-            stamp,
-            stamp,
-            f"evt_{suffix}",
-            stamp,
-            f"ch_{suffix}{n:07d}",
-            "payment",
-            "succeeded",
-            "succeeded",
-            4999 + n % 1000,
-            "USD",
-            sealed[n % 1000],
-            secrets.token_hex(16),
-            f"pi_{suffix}",
-            f"ch_{suffix}{n:07d}",
-            f"in_{suffix}",
-            sealed[(n * 7) % 1000],
-            secrets.token_hex(16),
-        )
+        yield {
+            "provider": "stripe",
+            "account": "default",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "last_event_id": f"evt_{suffix}",
+            "last_event_at": stamp,
+            "id": f"ch_{suffix}{n:07d}",
+            "kind": "payment",
+            "status": "succeeded",
+            "provider_status": "succeeded",
+            "amount": 4999 + n % 1000,
+            "currency": "USD",
+            "customer": sealed[n % 1000],
+            bidx_column("customer"): secrets.token_hex(16),
+            "payment_intent": f"pi_{suffix}",
+            "charge": f"ch_{suffix}{n:07d}",
+            "invoice": f"in_{suffix}",
+            "payment_method": sealed[(n * 7) % 1000],
+            bidx_column("payment_method"): secrets.token_hex(16),
+        }
+
+
+def columns_of(row: Mapping[str, object]) -> list[str]:
+    """Return the transactions table's columns a row fills, in the table's order."""
+    unknown = sorted(set(row) - set(transactions.c.keys()))
+    if unknown:
+        raise ValueError(f"not columns of transactions: {unknown}")
+    return [column.name for column in transactions.c if column.name in row]
 
 
 def load(url: str, count: int) -> None:
     """Insert count transaction rows as fast as the driver allows."""
     # Not make_engine: its PostgreSQL statement timeout (10 s) would cancel the COPY.
     engine = create_engine(url)
-    columns = ", ".join(f'"{c}"' for c in COLUMNS)
+    generated = rows(count)
+    first = next(generated)
+    names = columns_of(first)
+    values = (tuple(row[name] for name in names) for row in chain([first], generated))
+    columns = ", ".join(f'"{name}"' for name in names)
     started = time.perf_counter()
     with engine.begin() as conn:
         raw = conn.connection.dbapi_connection
@@ -107,13 +97,13 @@ def load(url: str, count: int) -> None:
         cursor: Any = raw.cursor()
         if engine.dialect.name == "postgresql":
             with cursor.copy(f"COPY transactions ({columns}) FROM STDIN") as copy:
-                for row in rows(count):
+                for row in values:
                     copy.write_row(row)
         else:
-            marks = ", ".join("?" for _ in COLUMNS)
+            marks = ", ".join("?" for _ in names)
             insert = f"INSERT INTO transactions ({columns}) VALUES ({marks})"  # noqa: S608
             batch: list[tuple[object, ...]] = []
-            for row in rows(count):
+            for row in values:
                 batch.append(row)
                 if len(batch) == 50_000:
                     cursor.executemany(insert, batch)
@@ -142,29 +132,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=scan.DEFAULT_BATCH)
     args = parser.parse_args()
-    if args.url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            upgrade(make_engine(url))
-            load(url, args.rows)
-            measure(url, args.batch_size)
-        return
-    server = make_url(args.url)
-    name = f"paysieve_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.url) as url:
         engine = make_engine(url)
         upgrade(engine)
         engine.dispose()
         load(url, args.rows)
         measure(url, args.batch_size)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
