@@ -74,16 +74,16 @@ def test_record_fields_equal_table_columns(allowlist: Allowlist, record: str) ->
     columns = set(field_columns(record)) - companions
     assert not columns - listed, (
         f"column(s) {sorted(columns - listed)} of table {RECORD_TABLES[record].name} "
-        f"(gateway/db.py) are not in [{record}.fields] of {allowlist.path}"
+        f"(gateway/storage/tables.py) are not in [{record}.fields] of {allowlist.path}"
     )
     assert not listed - columns, (
         f"field(s) {sorted(listed - columns)} in [{record}.fields] of {allowlist.path} "
-        f"have no column in table {RECORD_TABLES[record].name} (gateway/db.py)"
+        f"have no column in table {RECORD_TABLES[record].name} (gateway/storage/tables.py)"
     )
     bookkeeping = {c.name for c in RECORD_TABLES[record].columns} - columns - companions
     assert bookkeeping == set(allowlist.record_bookkeeping), (
-        f"bookkeeping columns of {RECORD_TABLES[record].name} (gateway/db.py) differ from "
-        f"[bookkeeping] record_columns of {allowlist.path}"
+        f"bookkeeping columns of {RECORD_TABLES[record].name} (gateway/storage/tables.py) "
+        f"differ from [bookkeeping] record_columns of {allowlist.path}"
     )
 
 
@@ -91,7 +91,7 @@ def test_event_fields_equal_events_columns(allowlist: Allowlist) -> None:
     columns = {c.name for c in events.columns} - set(allowlist.event_bookkeeping)
     listed = set(allowlist.records["event"])
     assert columns == listed, (
-        f"events table (gateway/db.py) columns {sorted(columns ^ listed)} differ from "
+        f"events table (gateway/storage/tables.py) columns {sorted(columns ^ listed)} differ from "
         f"[event.fields] of {allowlist.path}"
     )
 
@@ -100,10 +100,11 @@ def test_every_table_is_named(allowlist: Allowlist) -> None:
     expected = allowlist.expected_columns()
     for table in metadata.sorted_tables:
         assert table.name in expected, (
-            f"table {table.name} (gateway/db.py) is not in {allowlist.path}"
+            f"table {table.name} (gateway/storage/tables.py) is not in {allowlist.path}"
         )
         assert sorted(c.name for c in table.columns) == sorted(expected[table.name]), (
-            f"columns of table {table.name} (gateway/db.py) differ from {allowlist.path}"
+            f"columns of table {table.name} (gateway/storage/tables.py) differ from "
+            f"{allowlist.path}"
         )
 
 
@@ -159,7 +160,7 @@ def test_vocabularies_equal_records_module(allowlist: Allowlist) -> None:
     for shape, words in pairs.items():
         listed = allowlist.shapes[shape].one_of
         assert listed == words, (
-            f"shape {shape} in {allowlist.path} differs from gateway/records.py: "
+            f"shape {shape} in {allowlist.path} differs from gateway/core/records.py: "
             f"{sorted((listed or frozenset()) ^ words)}"
         )
     assert allowlist.shapes["id"].regex == ID_PATTERN, "shape id differs from adapters/shapes.py"
