@@ -1,4 +1,4 @@
-"""GET /v1/audit-log: the append-only audit trail, for keys with the audit:read scope."""
+"""GET /v1/audit-log: the append-only audit log, for keys with the audit:read scope."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The audit trail: an append-only log of who did what and how much, never with which values."""
+"""The audit log: append-only entries of who did what and how much, never with which values."""
 
 from __future__ import annotations
 

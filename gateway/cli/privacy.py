@@ -17,7 +17,8 @@ from typing import Any
 import click
 import orjson
 
-from gateway.config.settings import Settings, load_settings
+from gateway.cli.common import cli_settings
+from gateway.config.settings import Settings
 from gateway.core import crypto
 from gateway.core.errors import ConfigurationError
 from gateway.privacy import batching, data_keys, retention, rotation
@@ -27,17 +28,10 @@ from gateway.storage.engine import make_engine
 from gateway.storage.store import Store
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 @contextmanager
 def _store(*, allow_clear: bool = False) -> Iterator[tuple[Settings, Store]]:
     """Yield the configured store after the key check; dispose of its engine after."""
-    settings = _settings()
+    settings = cli_settings()
     try:
         cipher = crypto.cipher_from_settings(
             settings.data_keys, settings.data_keys_file, settings.index_key
