@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from adapters.registry import adapter_classes
 from gateway import api, audit_trail, keys, privacy
 from gateway.api_schemas import ID_PATTERN, PROVIDER_PATTERN
 from gateway.errors import BadRequest, GatewayError, NotFound, StorageUnavailable
@@ -30,6 +31,9 @@ def _store() -> Store:
 def _subject(provider: str, customer: str) -> None:
     """Refuse path values that cannot name a customer, without echoing them."""
     if not re.fullmatch(PROVIDER_PATTERN, provider) or not re.fullmatch(ID_PATTERN, customer):
+        raise NotFound("no such customer")
+    # A provider paysieve does not know has no customers (a disabled one may still have).
+    if provider not in adapter_classes():
         raise NotFound("no such customer")
 
 

@@ -51,7 +51,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-
 def stop_group(process: subprocess.Popen[bytes] | None, *, grace: float) -> None:
     """SIGTERM a server's process group, SIGKILL it after grace seconds or once it exits.
 
@@ -71,6 +70,7 @@ def stop_group(process: subprocess.Popen[bytes] | None, *, grace: float) -> None
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
 
 @dataclass
 class Gunicorn:
