@@ -12,7 +12,9 @@ GUNICORN_CMD_ARGS                   gunicorn's own: any other setting (``--keep-
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,13 +93,44 @@ if _owns_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
+# prometheus-client's own files: <kind>_<pid>.db. Nothing else in the directory is ours.
+_METRIC_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
+
 def on_starting(server: Any) -> None:
     """Answer unparseable requests in JSON; remove metric files a previous run left."""
     from gateway.web import serving
 
     serving.install()
-    for stale in Path(_metrics_dir).glob("*.db"):
-        stale.unlink(missing_ok=True)
+    _refuse_database_in(Path(_metrics_dir))
+    for stale in Path(_metrics_dir).iterdir():
+        if _METRIC_FILE.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+
+
+def _refuse_database_in(metrics_dir: Path) -> None:
+    """Stop the master if the SQLite database lives in the metrics directory."""
+    from sqlalchemy.engine import make_url
+
+    from gateway.config.settings import load_settings
+    from gateway.core.errors import ConfigurationError
+
+    try:
+        url = make_url(load_settings().database_url)
+    except (ConfigurationError, ValueError):
+        return  # the workers report a bad configuration themselves
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if Path(url.database).resolve().parent == metrics_dir.resolve():
+        sys.stderr.write(
+            f"paysieve: PROMETHEUS_MULTIPROC_DIR ({metrics_dir}) holds the SQLite database;"
+            " give the metrics their own directory (it is emptied of metric files at start)\n"
+        )
+        raise SystemExit(1)
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Log nothing per request here: gunicorn's default logs the path (ids, tokens) at DEBUG."""
 
 
 def child_exit(server: Any, worker: Any) -> None:

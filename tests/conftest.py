@@ -18,7 +18,12 @@ from sqlalchemy.engine import make_url
 from gateway import create_app
 from gateway.storage.engine import make_engine
 from gateway.storage.migrate import upgrade
-from tests.support.database import TEST_DATA_KEY, TEST_INDEX_KEY, empty_tables
+from tests.support.database import (
+    TEST_DATA_KEY,
+    TEST_INDEX_KEY,
+    empty_tables,
+    requested_database_url,
+)
 from tests.support.webhooks import stripe_endpoint
 
 # Settings must come from the test, never from a developer's config or environment.
@@ -31,10 +36,6 @@ _EMPTY_CONFIG.write_text("# tests configure everything through create_app(test_c
 os.environ["PAYSIEVE_CONFIG"] = str(_EMPTY_CONFIG)
 
 
-def _requested_url() -> str | None:
-    return os.environ.get("PAYSIEVE_TEST_DATABASE_URL") or None
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Return a migrated, empty database for this test session.
@@ -42,7 +43,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     With a PostgreSQL URL a fresh database is created on that server (so
     concurrent runs never share tables) and dropped afterwards.
     """
-    requested = _requested_url()
+    requested = requested_database_url()
     if requested is None or requested.startswith("sqlite"):
         path = tmp_path_factory.mktemp("db") / "paysieve.db"
         url = f"sqlite:///{path}"
@@ -59,9 +60,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - reported below with the reason
         admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.exit(f"PostgreSQL at {server.render_as_string()} is unreachable: {exc}", 3)
-        pytest.skip(f"PostgreSQL unreachable ({type(exc).__name__}); skipping database tests")
+        # Asked for PostgreSQL and cannot have it: fail the run, never skip it green.
+        pytest.exit(
+            f"PAYSIEVE_TEST_DATABASE_URL names a PostgreSQL that is unreachable"
+            f" ({server.render_as_string()}: {type(exc).__name__}); start it or unset the variable",
+            3,
+        )
     url = server.set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     upgrade(engine)
@@ -124,7 +128,7 @@ def client(app: Flask) -> FlaskClient:
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which database this run uses."""
-    requested = _requested_url()
+    requested = requested_database_url()
     if requested is None:
         return (
             "paysieve test database: SQLite (a temporary file; "

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from adapters.registry import adapter_classes
 from gateway.api import auth, keys
 from gateway.api.keys import ApiKey
 from gateway.api.schemas import ID_PATTERN, PROVIDER_PATTERN
@@ -34,6 +35,9 @@ def _store() -> Store:
 def _subject(provider: str, customer: str) -> None:
     """Refuse path values that cannot name a customer, without echoing them."""
     if not re.fullmatch(PROVIDER_PATTERN, provider) or not re.fullmatch(ID_PATTERN, customer):
+        raise NotFound("no such customer")
+    # A provider paysieve does not know has no customers (a disabled one may still have).
+    if provider not in adapter_classes():
         raise NotFound("no such customer")
 
 

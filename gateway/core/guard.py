@@ -35,19 +35,21 @@ Card numbers (reason ``"pan"``)
     Maestro     50, 56-69                                          12-19
     ==========  =================================================  ===========
 
-    One shape of run is not a candidate: a run that is, as a whole, one
-    ISO 8601 / RFC 3339 date-time of the years 1900-2199, with a valid month,
-    day, hour, minute and second, at most nine fraction digits (``.`` or ``,``)
-    and an optional ``±HH:MM`` or ``±HHMM`` offset. With a space between date
-    and time the run is the whole date-time (``2026-12-04 13:23:06.123456+00:00``,
-    a log's ``2026-12-04 13:23:06,123``); with ``T`` it is the time after a
-    valid date (``2026-12-04T13:23:06.123456+00:00``). Without the exemption
-    about one in eight such times with an offset, and more than half of the
-    date-times SQLite stores (``2026-12-04 13:23:06.123456``), would be card
-    numbers by chance. The exemption is narrow: a
-    digit separated from the date-time by separators alone makes the whole
-    run a candidate again, and a card number can only hide in one if its own
-    digits happen to spell a valid date and time.
+    One shape of run is not a candidate: a run that is, as a whole, one UTC
+    date-time written with a space between date and time, as SQLite stores it
+    (``2026-12-04 13:23:06.123456``), as ``str()`` writes an aware one
+    (``2026-12-04 13:23:06.123456+00:00``) and as a log's asctime does
+    (``2026-12-04 13:23:06,123``): years 1900-2199, a valid month, day, hour,
+    minute and second, at most six fraction digits (``.`` or ``,``), and no
+    offset or ``+00:00`` / ``+0000``. Without it more than half of SQLite's
+    stored times would be card numbers by chance. It is narrow on purpose: no
+    provider id can hold a space, so no value a provider sends is exempt; a
+    digit separated from the date-time by separators alone makes the whole run
+    a candidate again; and the free digits (hour to fraction, the offset fixed)
+    cannot spell an arbitrary card number. The ``T`` form needs no exemption:
+    its run starts after the ``T``, and a UTC time there (``13:23:06.123456Z``)
+    has at most twelve digits starting 0-2, which no brand's card number is. A
+    time with any other offset is scanned like any digits.
 
     One shape of whole value is scanned in two parts: a PayPal webhook event id,
     ``WH-`` and two groups of 15-20 upper-case letters and digits joined by one
@@ -130,14 +132,13 @@ _SEP: Final = r"[\W_]"
 # leftmost digit, so every match is a whole run; possessive, since a separator is never
 # a digit and giving any back cannot help.
 _RUN: Final = re.compile(rf"\d(?:{_SEP}*+\d){{11,}}+")
-# A run that is one date-time is exempt (see the module docstring). The year is kept to
-# 1900-2199, so no exempt run starts with a brand prefix. The run starts at the date
-# (space between date and time) or right after "<date>T" (the T ends the date's run).
+# A run that is one space-separated UTC date-time is exempt (see the module docstring).
+# The year is kept to 1900-2199, so no exempt run starts with a brand prefix.
 _DATE: Final = r"(?:19|20|21)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 _DATETIME_RUN: Final = re.compile(
-    rf"(?:{_DATE} |(?<={_DATE}[Tt]))"
-    r"(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:[.,]\d{1,9})?)?"
-    r"(?:[+-](?:[01]\d|2[0-3]):?[0-5]\d)?"
+    rf"{_DATE} "
+    r"(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:[.,]\d{1,6})?)?"
+    r"(?:\+00:?00)?"
 )
 # A PayPal webhook event id, whose two groups are scanned apart (see the module docstring).
 _PAYPAL_EVENT_ID: Final = re.compile(r"WH-([0-9A-Z]{15,20})-([0-9A-Z]{15,20})")

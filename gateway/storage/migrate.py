@@ -1,12 +1,24 @@
-"""Schema migrations through Alembic, run from code (``paysieve db upgrade``)."""
+"""Schema migrations through Alembic, run from code (``paysieve db upgrade``).
+
+On SQLite, Alembic's batch mode rebuilds a table to alter it (create a copy, copy the
+rows, drop the original, rename). Two things of the gateway's SQLite setup would turn
+that into data loss, so migrations handle both: foreign keys are on for every
+connection (gateway.storage.engine), and dropping ``events`` would cascade to every
+``event_objects`` row, so they are off while migrations run and checked after; and
+``events`` is AUTOINCREMENT so a seq is never reused, which a rebuilt table would
+forget (``sqlite_sequence_kept``).
+"""
 
 from __future__ import annotations
 
-from alembic import command
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -20,10 +32,67 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to the given revision."""
+    _run(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database schema down to the given revision."""
+    _run(engine, lambda config: command.downgrade(config, revision))
+
+
+def _run(engine: Engine, step: object) -> None:
     config = alembic_config()
-    with engine.begin() as conn:
+    with engine.connect() as conn, foreign_keys_deferred(conn), conn.begin():
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        step(config)  # type: ignore[operator]
+        if conn.dialect.name == "sqlite":
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"a migration left {len(broken)} rows without their parent")
+
+
+@contextmanager
+def foreign_keys_deferred(conn: Connection) -> Iterator[None]:
+    """Switch SQLite's foreign keys off around a migration (a no-op elsewhere).
+
+    The pragma only takes effect outside a transaction, so it is sent on the driver's
+    connection before SQLAlchemy begins one, and switched back on after.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.dbapi_connection
+    assert driver is not None  # noqa: S101 - a checked-out connection has one
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+@contextmanager
+def sqlite_sequence_kept(table: str) -> Iterator[None]:
+    """Keep an AUTOINCREMENT table's sequence across a batch rebuild (SQLite; else a no-op).
+
+    A rebuilt table starts its sequence at the largest key it holds, so a seq whose row
+    was purged would be handed out again; the old sequence is put back after.
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    found = bind.exec_driver_sql(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
+    ).scalar()
+    yield
+    if found is None:
+        return
+    bind.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ? AND seq < ?", (table, found))
+    bind.exec_driver_sql(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? "
+        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+        (table, found, table),
+    )
 
 
 def head_revision() -> str | None:

@@ -10,6 +10,7 @@ the JSON error shape of every other answer, quoting nothing.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from typing import Any, Final
 
@@ -20,10 +21,28 @@ from gateway.web.http import SECURITY_HEADERS, error_body
 
 # The methods an access log names; anything else a client sent is logged as "-".
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# gunicorn's line for a request its parser refused quotes the offending request line or
+# header after the colon: only the client's address is kept.
+_REFUSED: Final = re.compile(r"(Invalid request from ip=[^:\s]*): .*", re.DOTALL)
+# gunicorn names the request it failed on: the path carries ids and tokens.
+_FAILED_ON: Final = re.compile(r"^(Error handling request)\b.*?$", re.MULTILINE)
+# Its configuration dump at DEBUG lists raw_env, which may carry secrets.
+_RAW_ENV: Final = re.compile(r"^(\s*raw_env\s*=).*$", re.MULTILINE)
+# Secrets in the shapes paysieve and Stripe give them, wherever a line quotes one.
+_SECRETS: Final = re.compile(r"\b(psk|whsec)_[A-Za-z0-9_+/=-]+|(?i:bearer)\s+\S+")
 
 
 def _redacted(value: Any) -> Any:
     return guard.redact(value) if isinstance(value, str) else value
+
+
+def scrub(text: str) -> str:
+    """Return a gunicorn error-log line without request values, secrets or card data."""
+    text = _REFUSED.sub(r"\1: refused by the HTTP parser", text)
+    text = _FAILED_ON.sub(r"\1", text)
+    text = _RAW_ENV.sub(r"\1 [masked]", text)
+    text = _SECRETS.sub(lambda m: (m.group(1) or "bearer") + "_[masked]", text)
+    return guard.redact(text)
 
 
 class Logger(glogging.Logger):  # type: ignore[misc]
@@ -34,7 +53,7 @@ class Logger(glogging.Logger):  # type: ignore[misc]
         if isinstance(lvl, str):
             lvl = self.LOG_LEVELS.get(lvl.lower(), logging.INFO)
         text = str(msg) % args if args else str(msg)
-        self.error_log.log(lvl, guard.redact(text), **kwargs)
+        self.error_log.log(lvl, scrub(text), **kwargs)
 
     def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
         """Log at CRITICAL, redacted."""
@@ -59,7 +78,7 @@ class Logger(glogging.Logger):  # type: ignore[misc]
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         """Log at ERROR with the traceback, redacted (a traceback can quote a request)."""
         text = str(msg) % args if args else str(msg)
-        self.error_log.error("%s\n%s", guard.redact(text), guard.redact(traceback.format_exc()))
+        self.error_log.error("%s\n%s", scrub(text), scrub(traceback.format_exc()))
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """Return the access-log atoms with the method checked and request values removed."""
@@ -77,6 +96,10 @@ class Logger(glogging.Logger):  # type: ignore[misc]
 
 def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """Answer a request gunicorn refused with the JSON error shape; quote nothing of it."""
+    # 501 is gunicorn's answer to a transfer coding it does not know: the client's
+    # request is malformed, and a 5xx would read as the gateway failing.
+    if status_int == 501:
+        status_int = 400
     _, body = error_body(status_int)
     head = [
         f"HTTP/1.1 {status_int} {_REASONS.get(status_int, 'Error')}",

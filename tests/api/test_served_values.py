@@ -113,7 +113,9 @@ def bookkeeping(event_id: str = EVENT) -> dict[str, Any]:
 def planted(app: Flask, database_url: str) -> Iterator[None]:
     """Write card numbers into ids, references, sealed columns, the feed and the audit log."""
     cipher: Cipher = store_of(app).cipher
-    direct = create_engine(database_url)
+    # A count column is a 32-bit integer on PostgreSQL, too short for a card number: only
+    # SQLite's can hold one.
+    count = int(AMEX) if database_url.startswith("sqlite") else 7
     rows: list[tuple[Table, dict[str, Any]]] = [
         (
             transactions,
@@ -201,7 +203,7 @@ def planted(app: Flask, database_url: str) -> Iterator[None]:
                 "occurred_at": AT,
                 "received_at": AT,
                 "outcome": "stored",
-                "dropped_fields": int(AMEX),
+                "dropped_fields": count,
             },
         ),
         (
@@ -212,10 +214,19 @@ def planted(app: Flask, database_url: str) -> Iterator[None]:
                 "action": f"read.{VISA}",
                 "route": f"/v1/{MASTERCARD}",
                 "outcome": "ok",
-                "count": int(AMEX),
+                "count": count,
             },
         ),
     ]
+    direct = create_engine(database_url)
+    try:
+        _write(direct, cipher, rows)
+    finally:
+        direct.dispose()
+    yield
+
+
+def _write(direct: Engine, cipher: Cipher, rows: list[tuple[Table, dict[str, Any]]]) -> None:
     with direct.begin() as conn:
         for real, values in rows:
             conn.execute(insert(unchecked(real)).values(**values))
@@ -233,8 +244,6 @@ def planted(app: Flask, database_url: str) -> Iterator[None]:
                 object_bidx=cipher.bidx("token", TOKEN),
             )
         )
-    direct.dispose()
-    yield
 
 
 def assert_no_card_number(body: bytes) -> None:
@@ -313,8 +322,10 @@ def test_withheld_values_are_counted_by_route(
     after = scrape(client)
     labels = {"route": "/v1/events", "reason": "pan"}
     name = "paysieve_served_values_withheld_total"
-    # The event's id and type, the touched charge and token, and the dropped-field count.
-    assert value(after, name, **labels) - value(before, name, **labels) == 5
+    # The event's id and type, the touched charge and token, and (SQLite: a count column
+    # can hold a card number there) the dropped-field count.
+    expected = 5 if engine.dialect.name == "sqlite" else 4
+    assert value(after, name, **labels) - value(before, name, **labels) == expected
 
 
 @pytest.mark.parametrize(

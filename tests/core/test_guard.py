@@ -594,20 +594,12 @@ def test_redact_leaves_nothing_to_find(prefix: str, card: str, suffix: str) -> N
 # Timestamps in every shape the gateway stores, serves or logs. Each is a card number by
 # chance once its date-time shape is broken (test_timestamps_are_exempt_only_whole).
 TIMESTAMPS = [
-    "2026-06-10T18:29:32.127543+00:00",  # RFC 3339 with an offset
-    "2026-01-20T16:01:47.824208+00:00",
     "2026-08-26 08:02:24.493048",  # as SQLite stores it
     "2026-06-20 06:42:05.482842",
     "2026-04-08 23:34:40.567183+00:00",  # str(datetime)
     "2026-08-13 09:31:11.983577+00:00",
     "2026-01-21 04:51:00,451",  # a log's asctime
     "2026-08-15 16:20:50,940",
-    "2026-02-24T10:56:41.446603+05:30",
-    "2026-06-20T21:34:26.589590+05:30",
-    "2026-08-08T20:10:29.724836-0800",
-    "2026-08-21T02:49:32.989888-0800",
-    "2026-08-17T03:15:29.840696123+00:00",  # nanoseconds
-    "2026-02-11T23:08:48.611723123+00:00",
 ]
 
 
@@ -644,7 +636,7 @@ REALISTIC = [
     "charge.succeeded",
     "customer.subscription.updated",
     "2026-12-04T13:23:06.123456Z",  # served timestamps
-    "2026-12-04T13:23:06.123456+00:00",
+    "2026-12-04T23:59:59.999999Z",
     "2026-12-04T13:23:06Z",
     "2026-12-04",
     "/v1/customers/<provider>/<customer>",  # route templates
@@ -727,3 +719,20 @@ def test_paypal_event_ids_are_not_card_numbers(event_id: str) -> None:
 )
 def test_card_numbers_near_the_paypal_id_shape_are_found(value: str) -> None:
     assert guard.scan_text(value) == guard.PAN
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Card numbers spelled by a date-time's own digits (seconds, fraction, offset):
+        # the T form is never exempt, and the space form is UTC only, at most microseconds.
+        "2026-12-04T13:00:37.828224631-00:05",  # Amex 378282246310005
+        "2026-12-04T13:41:11.111111111-11:11",  # Visa 4111111111111111
+        "2026-12-04 13:41:11.111111111-11:11",
+        "2026-12-04 13:41:11.111111111",
+        "2026-12-04T13:41:11.111111-11:11",
+    ],
+)
+def test_a_card_number_dressed_as_a_date_time_is_found(value: str) -> None:
+    assert scan_text(value) == "pan"
+    assert card_data_reason(value) == "pan"

@@ -406,3 +406,14 @@ def test_dev_config_carries_fresh_keys(tmp_path: Any, monkeypatch: pytest.Monkey
     assert cipher.open(cipher.seal("cus_x", b"ad"), b"ad") == "cus_x"
     stripe = settings.endpoint("stripe", "default")
     assert stripe is not None and stripe.webhook_secrets == ("whsec_kept",)
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_an_unknown_provider_has_no_customers(
+    client: FlaskClient, engine: Engine, method: str
+) -> None:
+    key = make_key(engine, "records:read", "customers:erase")
+    path = "/v1/customers/nope/cus_1" + ("/export" if method == "GET" else "")
+    answer = client.open(path, method=method, headers=bearer(key))
+    assert answer.status_code == 404
+    assert answer.get_json()["error"]["code"] == "not_found"

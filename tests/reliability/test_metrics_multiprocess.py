@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,13 @@ import requests
 from sqlalchemy import Engine
 
 from tests.support.processes import (
+    GUNICORN,
+    REPO,
     Delivery,
     Gunicorn,
     Tally,
     figures,
+    free_port,
     lifecycle_events,
     running,
     send_all,
@@ -84,3 +89,51 @@ def test_counts_are_summed_across_workers(
     )
     assert len(files) >= 2, "the load should have reached more than one worker"
     assert set(seen) == {(len(deliveries), DUPLICATES, BAD_SIGNATURES)}
+
+
+def test_start_removes_only_metric_files(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    # The metrics directory is emptied of prometheus-client's files at start, and of
+    # nothing else: an operator's file there (a database, a backup) survives.
+    instance = Gunicorn(database_url, workers=1)
+    metrics = tmp_path / f"metrics-{instance.port}"
+    metrics.mkdir()
+    stale = [metrics / "counter_123.db", metrics / "gauge_livesum_9.db", metrics / "histogram_4.db"]
+    kept = [metrics / "paysieve-backup.db", metrics / "notes.db"]
+    for path in [*stale, *kept]:
+        path.write_bytes(b"x")
+    with running(instance, workdir=tmp_path):
+        assert not any(path.exists() for path in stale)
+        assert all(path.read_bytes() == b"x" for path in kept)
+
+
+def test_a_sqlite_database_in_the_metrics_directory_stops_the_master(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    database = metrics / "paysieve.db"
+    database.write_bytes(b"data")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PAYSIEVE_", "PROMETHEUS_", "GUNICORN_"))
+    }
+    (tmp_path / "empty.toml").write_text("")
+    env.update(
+        PAYSIEVE_CONFIG=str(tmp_path / "empty.toml"),
+        PAYSIEVE_DATABASE_URL=f"sqlite:///{database}",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics),
+        PORT=str(free_port()),
+    )
+    done = subprocess.run(  # noqa: S603 - our own server
+        [str(GUNICORN), "-c", str(REPO / "gunicorn.conf.py"), "gateway:create_app()"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    refusal = [line for line in done.stderr.splitlines() if line.startswith("paysieve:")]
+    assert len(refusal) == 1 and "PROMETHEUS_MULTIPROC_DIR" in refusal[0]
+    assert "Traceback" not in done.stderr
+    assert database.read_bytes() == b"data"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,8 @@ def empty_tables(engine: Engine) -> None:
         else:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 - our table names
+
+
+def requested_database_url() -> str | None:
+    """Return the database the run was asked to use (PAYSIEVE_TEST_DATABASE_URL), if any."""
+    return os.environ.get("PAYSIEVE_TEST_DATABASE_URL") or None

@@ -308,8 +308,11 @@ def test_paysieve_serve_logs_route_templates_only(
     assert '"GET <unmatched>" 404' in text
 
 
-# Requests gunicorn refuses itself, before the app sees them, each carrying a card number.
+# Requests gunicorn refuses itself, before the app sees them, each carrying a card number
+# or a secret.
 CARD = "4111111111111111"
+API_KEY = "psk_0123456789ab_" + "k" * 43
+WEBHOOK_SECRET = "whsec_" + "s" * 32
 GUNICORN_REFUSES = [
     pytest.param(f"{CARD} {CARD}\r\n\r\n".encode(), 400, id="bad-request-line"),
     pytest.param(f"GET /healthz HTTP/{CARD}\r\n\r\n".encode(), 400, id="bad-version"),
@@ -318,6 +321,18 @@ GUNICORN_REFUSES = [
     ),
     pytest.param(
         f"GET /{CARD}{'a' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 414, id="uri-too-long"
+    ),
+    pytest.param(
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization Bearer {API_KEY}\r\n\r\n".encode(),
+        400,
+        id="key-in-a-header-line",
+    ),
+    pytest.param(
+        b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        + WEBHOOK_SECRET.encode()
+        + b", chunked\r\n\r\n0\r\n\r\n",
+        400,
+        id="unknown-transfer-coding",
     ),
 ]
 
@@ -329,8 +344,14 @@ def test_gunicorn_refusals_are_json_and_its_logs_hold_no_card_number(
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     port, read = run_server(
         [gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), "gateway:create_app()"],
-        {"GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2"},
+        {
+            "GUNICORN_WORKERS": "1",
+            "GUNICORN_THREADS": "2",
+            # DEBUG: gunicorn's most talkative lines, its configuration dump among them.
+            "GUNICORN_CMD_ARGS": f"--log-level debug -e CANARY_SECRET={WEBHOOK_SECRET}",
+        },
     )
+    requests.get(f"http://127.0.0.1:{port}/v1/customers/stripe/cus_{SECRET}/export", timeout=5)
     for param in GUNICORN_REFUSES:
         raw, status = param.values
         status_line, headers, body = send_raw(port, raw)  # type: ignore[arg-type]
@@ -348,5 +369,6 @@ def test_gunicorn_refusals_are_json_and_its_logs_hold_no_card_number(
     assert status_line.split(b" ", 2)[1] == b"400", status_line
     assert_error_shape(400, headers.get("content-type", ""), body)
     log = read()
-    assert CARD not in log
+    for value in (CARD, API_KEY, WEBHOOK_SECRET, SECRET):
+        assert value not in log
     assert "internal_error" not in log and "unhandled" not in log

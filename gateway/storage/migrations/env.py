@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from gateway.storage.engine import make_engine
+from gateway.storage.migrate import foreign_keys_deferred
 from gateway.storage.tables import metadata
 
 config = context.config
@@ -19,7 +20,9 @@ def run() -> None:
             context.run_migrations()
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.connect() as conn:
+    # A connection passed in comes from gateway.storage.migrate, which defers SQLite's foreign
+    # keys itself; here the alembic command line runs without it.
+    with engine.connect() as conn, foreign_keys_deferred(conn):
         context.configure(connection=conn, target_metadata=metadata)
         with context.begin_transaction():
             context.run_migrations()

@@ -27,7 +27,7 @@ from adapters.paypal.verify_cert import (
     CertVerifier,
 )
 from gateway.config.settings import EndpointConfig, Settings
-from gateway.core.errors import UpstreamUnavailable, VerificationError
+from gateway.core.errors import MalformedBody, UpstreamUnavailable, VerificationError
 from tests.support.paypal import (
     API_BASE,
     CERT_URL,
@@ -352,6 +352,10 @@ class TestTransmission:
         ("name", "value", "message"),
         [
             ("PAYPAL-TRANSMISSION-TIME", "yesterday", "malformed PAYPAL-TRANSMISSION-TIME"),
+            # Past year 9999 (in UTC too): an OverflowError before any authentication.
+            ("PAYPAL-TRANSMISSION-TIME", "9999-12-31T23:59:59-23:59", "PAYPAL-TRANSMISSION-TIME"),
+            ("PAYPAL-TRANSMISSION-TIME", "99999-01-01T00:00:00Z", "PAYPAL-TRANSMISSION-TIME"),
+            ("PAYPAL-TRANSMISSION-TIME", "２０２６-01-01T00:00:00Z", "PAYPAL-TRANSMISSION-TIME"),
             ("PAYPAL-TRANSMISSION-ID", "a|b", "malformed PAYPAL-TRANSMISSION-ID"),
             ("PAYPAL-TRANSMISSION-SIG", "not base64!", "malformed PAYPAL-TRANSMISSION-SIG"),
             ("PAYPAL-AUTH-ALGO", "SHA1withRSA", "unsupported PAYPAL-AUTH-ALGO"),
@@ -369,6 +373,18 @@ class TestTransmission:
         headers = _signed(adapter, any_mode, **{name: value})
         with pytest.raises(VerificationError, match=message):
             adapter.verify(BODY, headers, any_mode)
+        assert len(mocked.calls) == 0
+
+    @pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b'{"id": 1'])
+    def test_a_body_that_is_not_one_json_object_costs_no_request(
+        self, any_mode: EndpointConfig, mocked: responses.RequestsMock, body: bytes
+    ) -> None:
+        # Refused before the certificate fetch (cert) or PayPal's API (api): unsigned
+        # garbage makes paysieve contact no one.
+        adapter = _adapter()
+        headers = adapter.sign(body, any_mode, timestamp=int(time.time()), event_id="WH-1")
+        with pytest.raises(MalformedBody):
+            adapter.verify(body, headers, any_mode)
         assert len(mocked.calls) == 0
 
     @pytest.mark.parametrize(

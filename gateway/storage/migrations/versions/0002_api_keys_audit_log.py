@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from gateway.storage import tables
+from gateway.storage.migrate import sqlite_sequence_kept
 
 revision = "0002"
 down_revision = "0001"
@@ -72,7 +73,11 @@ def downgrade() -> None:
         op.drop_index(op.f(f"ix_{table}_account_pk"), table_name=table)
         op.drop_index(op.f(f"ix_{table}_customer_pk"), table_name=table)
         op.create_index(op.f(f"ix_{table}_customer"), table, ["customer"], unique=False)
-    with op.batch_alter_table("events") as batch:
+    # events is AUTOINCREMENT on SQLite: the rebuilt copy keeps that and its sequence.
+    with (
+        sqlite_sequence_kept("events"),
+        op.batch_alter_table("events", table_kwargs={"sqlite_autoincrement": True}) as batch,
+    ):
         batch.drop_column("txid")
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")

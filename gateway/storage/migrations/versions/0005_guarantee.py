@@ -15,6 +15,10 @@ import sqlalchemy as sa
 from alembic import op
 
 from gateway.storage import tables
+from gateway.storage.migrate import sqlite_sequence_kept
+
+# events is AUTOINCREMENT on SQLite (gateway.storage.tables): a rebuilt copy must be too.
+_EVENTS_KWARGS = {"sqlite_autoincrement": True}
 
 revision = "0005"
 down_revision = "0004"
@@ -24,7 +28,10 @@ depends_on = None
 
 def upgrade() -> None:
     """Add the events' body digest and transmission digest (each unique); add erasures."""
-    with op.batch_alter_table("events") as batch:
+    with (
+        sqlite_sequence_kept("events"),
+        op.batch_alter_table("events", table_kwargs=_EVENTS_KWARGS) as batch,
+    ):
         batch.add_column(sa.Column("body_digest", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("transmission_digest", sa.String(length=64), nullable=True))
         batch.create_unique_constraint(
@@ -47,9 +54,22 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the erasure tombstones and the events' body and transmission digests."""
+    """Drop the erasure tombstones and the events' body and transmission digests.
+
+    Refused while a tombstone exists: without it, a late or replayed event would link
+    an erased customer again.
+    """
+    held = op.get_bind().execute(sa.text("SELECT count(*) FROM erasures")).scalar_one()
+    if held:
+        raise RuntimeError(
+            f"erasures holds {held} tombstones: below revision 0005 erased customers could be"
+            " linked again by late events; downgrade refused"
+        )
     op.drop_table("erasures")
-    with op.batch_alter_table("events") as batch:
+    with (
+        sqlite_sequence_kept("events"),
+        op.batch_alter_table("events", table_kwargs=_EVENTS_KWARGS) as batch,
+    ):
         batch.drop_constraint(
             op.f("uq_events_provider_account_transmission_digest"), type_="unique"
         )
