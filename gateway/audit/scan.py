@@ -259,7 +259,9 @@ def _scan_value(
     mapping: Any = None,
     keys: Sequence[str] = (),
 ) -> None:
-    reason = guard.scan_text(text)
+    # Event ids are read as the storage boundary reads them (gateway.storage.tables.EventId).
+    event_id = (table, column) == ("events", "id") or column == "last_event_id"
+    reason = guard.scan_event_id(text) if event_id else guard.scan_text(text)
     if reason is not None:
         where = row_id if row_id is not None else _row_id(mapping, keys)
         result.findings.append(Finding(reason, table, column, where, "card data"))

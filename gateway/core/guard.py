@@ -47,17 +47,21 @@ Card numbers (reason ``"pan"``)
     digit separated from the date-time by separators alone makes the whole run
     a candidate again; and the free digits (hour to fraction, the offset fixed)
     cannot spell an arbitrary card number. The ``T`` form needs no exemption:
-    its run starts after the ``T``, and a UTC time there (``13:23:06.123456Z``)
-    has at most twelve digits starting 0-2, which no brand's card number is. A
-    time with any other offset is scanned like any digits.
+    its run starts after the ``T``, and a time there written with ``Z``
+    (``13:23:06.123456Z``, as the API serves times) has at most twelve digits
+    starting 0-2, which no brand's card number is. A time with a numeric offset,
+    ``+00:00`` included, is scanned like any digits (about one in eight such times
+    with microseconds reads as a card number; no provider time is stored as text).
 
-    One shape of whole value is scanned in two parts: a PayPal webhook event id,
-    ``WH-`` and two groups of 15-20 upper-case letters and digits joined by one
-    ``-`` (``WH-2WR32451HC0233532-67976317FL4543714``). PayPal's groups end and start
+    Event ids alone (``scan_event_id``, for the columns and answer fields that hold
+    one) have one shape scanned in two parts: a PayPal webhook event id, ``WH-``
+    and two groups of 15-20 upper-case letters and digits joined by one ``-``
+    (``WH-2WR32451HC0233532-67976317FL4543714``). PayPal's groups end and start
     with runs of up to eight digits, so the join reads as one 12-19 digit run and
     about one real event id in twenty would pass Luhn and the brand filter. Each
     group is scanned on its own: a card number inside a group is found, one split
-    by the join between two groups of this exact shape is not.
+    by the join of an event id of this exact shape is not. Every other value,
+    whatever its shape, is scanned whole.
 
     The brand filter keeps Unix timestamps, phone numbers with a country code
     and long numeric references mostly clear; it cannot clear them all, since
@@ -225,9 +229,6 @@ def scan_text(text: str) -> str | None:
     # a long run (ids, amounts, most timestamps) leave after one search.
     if len(text) < _MIN_PAN:
         return None
-    groups = _PAYPAL_EVENT_ID.fullmatch(text)
-    if groups is not None:
-        return scan_text(groups[1]) or scan_text(groups[2])
     first = _RUN.search(text)
     if first is None:
         return None
@@ -277,6 +278,19 @@ def redact(text: str) -> str:
         return text
     text = _replace_spans(text, _track_spans(text))
     return _replace_spans(text, _pan_spans(text))
+
+
+def scan_event_id(value: object) -> str | None:
+    """Return "track" or "pan" for the card data an event id holds, or None.
+
+    ``card_data_reason`` with one difference: a PayPal-shaped event id is scanned
+    group by group (see the module docstring). Only for values that are event ids.
+    """
+    if isinstance(value, str):
+        groups = _PAYPAL_EVENT_ID.fullmatch(value)
+        if groups is not None:
+            return scan_text(groups[1]) or scan_text(groups[2])
+    return _scan_value(value)
 
 
 def card_data_reason(value: object) -> str | None:

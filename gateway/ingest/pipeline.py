@@ -77,12 +77,9 @@ class Pipeline:
         meta = adapter.meta(event, headers)
         # The first line for what every delivery stores besides its records; the column
         # types refuse the same values again at the storage boundary (gateway.storage.tables).
-        for value in (meta.id, meta.type):
-            if guard.card_data_reason(value) is not None:
-                metrics.guard_hit(adapter.name, guard.PAN)
-                raise CardDataRefused(
-                    "the event's id or type looks like card data; nothing was stored"
-                )
+        if guard.scan_event_id(meta.id) is not None or guard.card_data_reason(meta.type):
+            metrics.guard_hit(adapter.name, guard.PAN)
+            raise CardDataRefused("the event's id or type looks like card data; nothing was stored")
         sanitised = adapter.sanitise(event)
         records, hits = guard.check(sanitised.records)
         hits += guard.check_paths(sanitised.dropped)

@@ -87,6 +87,17 @@ class Text(TypeDecorator[str]):
         return _refuse_card_data(value)  # type: ignore[no-any-return]
 
 
+class EventId(Text):
+    """An event id: the same check, reading a PayPal-shaped id group by group (gateway.guard)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and guard.scan_event_id(value) is not None:
+            raise CardDataRefused(_REFUSED)
+        return value
+
+
 class Number(TypeDecorator[int]):
     """An integer that is stored only once the card-number detector has passed it."""
 
@@ -150,7 +161,7 @@ def _record_columns() -> list[Column[Any]]:
         Column("account", Text(64), nullable=False),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),
-        Column("last_event_id", Text(128), nullable=False),
+        Column("last_event_id", EventId(128), nullable=False),
         # When the provider says the last applied event happened; orders deliveries.
         Column("last_event_at", UTCDateTime(), nullable=False),
     ]
@@ -162,7 +173,7 @@ events = Table(
     Column("seq", Serial, primary_key=True, autoincrement=True),
     Column("provider", Text(16), nullable=False),
     Column("account", Text(64), nullable=False),
-    Column("id", Text(128), nullable=False),
+    Column("id", EventId(128), nullable=False),
     Column("type", Text(128), nullable=False),
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),

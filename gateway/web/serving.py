@@ -26,8 +26,9 @@ _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 _REFUSED: Final = re.compile(r"(Invalid request from ip=[^:\s]*): .*", re.DOTALL)
 # gunicorn names the request it failed on: the path carries ids and tokens.
 _FAILED_ON: Final = re.compile(r"^(Error handling request)\b.*?$", re.MULTILINE)
-# Its configuration dump at DEBUG lists raw_env, which may carry secrets.
-_RAW_ENV: Final = re.compile(r"^(\s*raw_env\s*=).*$", re.MULTILINE)
+# Its configuration dump at DEBUG lists raw_env and every other setting, which may
+# carry secrets: the dump is not logged at all.
+_CONFIG_DUMP: Final = "Current configuration"
 # Secrets in the shapes paysieve and Stripe give them, wherever a line quotes one.
 _SECRETS: Final = re.compile(r"\b(psk|whsec)_[A-Za-z0-9_+/=-]+|(?i:bearer)\s+\S+")
 
@@ -40,7 +41,8 @@ def scrub(text: str) -> str:
     """Return a gunicorn error-log line without request values, secrets or card data."""
     text = _REFUSED.sub(r"\1: refused by the HTTP parser", text)
     text = _FAILED_ON.sub(r"\1", text)
-    text = _RAW_ENV.sub(r"\1 [masked]", text)
+    if text.startswith(_CONFIG_DUMP):
+        return f"{_CONFIG_DUMP}: not logged (it may hold secrets; see gunicorn.conf.py)"
     text = _SECRETS.sub(lambda m: (m.group(1) or "bearer") + "_[masked]", text)
     return guard.redact(text)
 

@@ -700,8 +700,15 @@ PAYPAL_EVENT_IDS = (
 
 @pytest.mark.parametrize("event_id", PAYPAL_EVENT_IDS)
 def test_paypal_event_ids_are_not_card_numbers(event_id: str) -> None:
-    assert guard.scan_text(event_id) is None
-    assert guard.card_data_reason(event_id) is None
+    assert guard.scan_event_id(event_id) is None
+
+
+def test_the_paypal_split_is_for_event_ids_only() -> None:
+    # Anywhere else the shape is scanned whole: a card number split at the dash is found.
+    for value in ("WH-ABCDEFG41111111-11111111ABCDEFG", "WH-ABCDEFGHIJK3782-82246310005ABCD"):
+        assert guard.scan_text(value) == guard.PAN
+        assert guard.card_data_reason(value) == guard.PAN
+        assert guard.scan_event_id(value) is None
 
 
 @pytest.mark.parametrize(
@@ -718,6 +725,7 @@ def test_paypal_event_ids_are_not_card_numbers(event_id: str) -> None:
     ],
 )
 def test_card_numbers_near_the_paypal_id_shape_are_found(value: str) -> None:
+    assert guard.scan_event_id(value) == guard.PAN
     assert guard.scan_text(value) == guard.PAN
 
 

@@ -203,3 +203,32 @@ def test_a_digest_column_takes_only_a_digest(engine: Engine) -> None:
         conn.execute(
             update(events).values(body_digest="4111111111111111".ljust(64, "x")).where(False)
         )
+
+
+def test_paypal_event_ids_are_read_group_by_group_only_as_event_ids(engine: Engine) -> None:
+    store = Store(engine, make_cipher())
+    # PayPal's own example id joins into a Luhn-valid, brand-shaped run across its dash.
+    real = "WH-2WR32451HC0233532-67976317FL4543714"
+    split = "WH-ABCDEFG41111111-11111111ABCDEFG"  # 4111 1111 1111 1111 across the dash
+    status = store.apply(
+        provider="paypal",
+        account="default",
+        meta=EventMeta(id=real, type="PAYMENT.CAPTURE.COMPLETED", occurred_at=T0),
+        records=[Record("transaction", {"id": "2GG279541U471931P", "kind": "payment"})],
+        outcome="stored",
+        dropped_fields=0,
+    )
+    assert status == "stored"
+    # The same shape in any other column is read whole, and refused.
+    with pytest.raises(CardDataRefused):
+        store.apply(
+            provider="paypal",
+            account="default",
+            meta=EventMeta(id="WH-OTHER", type="PAYMENT.CAPTURE.COMPLETED", occurred_at=T0),
+            records=[Record("transaction", {"id": split, "kind": "payment"})],
+            outcome="stored",
+            dropped_fields=0,
+        )
+    with engine.connect() as conn:
+        assert list(conn.execute(select(events.c.id)).scalars()) == [real]
+        assert list(conn.execute(select(transactions.c.last_event_id)).scalars()) == [real]

@@ -348,7 +348,9 @@ def test_gunicorn_refusals_are_json_and_its_logs_hold_no_card_number(
             "GUNICORN_WORKERS": "1",
             "GUNICORN_THREADS": "2",
             # DEBUG: gunicorn's most talkative lines, its configuration dump among them.
-            "GUNICORN_CMD_ARGS": f"--log-level debug -e CANARY_SECRET={WEBHOOK_SECRET}",
+            "GUNICORN_CMD_ARGS": (
+                f"--log-level debug -e CANARY_SECRET={WEBHOOK_SECRET} -e CANARY_PLAIN={SECRET}"
+            ),
         },
     )
     requests.get(f"http://127.0.0.1:{port}/v1/customers/stripe/cus_{SECRET}/export", timeout=5)
