@@ -6,17 +6,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flask import (
-    Response,
-    jsonify,
-    request,
-)
+from flask import Response, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from gateway.core import guard
-from gateway.core.errors import (
-    BadRequest,
-)
+from gateway.core.errors import BadRequest
 from gateway.observability import metrics
 from gateway.web.http import route_template
 
@@ -73,6 +67,9 @@ def _withhold(node: Any, path: str, withheld: list[tuple[str, str]]) -> None:
         else:
             continue
         withheld.append((f"{path}.{name}" if is_object else f"{path}[{name}]", reason))
+
+
+# ------------------------------------------------------------------ arguments and cursors
 
 
 def load_query(schema: type[Schema]) -> dict[str, Any]:

@@ -8,12 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
-from flask import (
-    Response,
-    current_app,
-    g,
-    request,
-)
+from flask import Response, current_app, g, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -22,20 +17,13 @@ from gateway.api import keys
 from gateway.api.answers import json_answer
 from gateway.api.keys import ApiKey
 from gateway.audit import audit_log
-from gateway.core.errors import (
-    Forbidden,
-    GatewayError,
-    StorageUnavailable,
-    Unauthorized,
-)
+from gateway.core.errors import Forbidden, GatewayError, StorageUnavailable, Unauthorized
 from gateway.storage.store import Store
 from gateway.web.http import route_template
 
-READ_SCOPE: Final = "records:read"
-
 log = logging.getLogger(__name__)
 
-
+READ_SCOPE: Final = "records:read"
 _STORAGE_ERRORS = (OperationalError, PoolTimeout, DBAPIError)
 
 

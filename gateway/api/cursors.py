@@ -9,12 +9,8 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Final
 
-from gateway.api.schemas import (
-    MAX_SEQ,
-)
-from gateway.core.errors import (
-    BadRequest,
-)
+from gateway.api.schemas import MAX_SEQ
+from gateway.core.errors import BadRequest
 
 CURSOR_VERSION: Final = 1
 

@@ -10,14 +10,7 @@ from typing import Any, Final
 import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    jsonify,
-    send_from_directory,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory, url_for
 from marshmallow import Schema
 
 from gateway.api.records import COLLECTIONS
@@ -29,12 +22,9 @@ from gateway.api.schemas import (
     EventQuery,
     RecordQuery,
 )
-from gateway.core.errors import (
-    NotFound,
-)
+from gateway.core.errors import NotFound
 
 docs_bp = Blueprint("docs", __name__)
-
 
 # Swagger UI needs its own script and stylesheet, data: images from its CSS, and fetches
 # of the document (and "try it out") from this origin: nothing else, nothing inline.
@@ -42,13 +32,8 @@ DOCS_CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-
 _SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
-
-
 _SWAGGER_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"})
-
 
 _DOCS_HTML = """<!doctype html>
 <html lang="en">

@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from flask import (
-    Blueprint,
-)
+from flask import Blueprint
 from marshmallow import Schema
 from sqlalchemy import Table, and_, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -37,10 +35,7 @@ from gateway.api.schemas import (
 )
 from gateway.core import guard
 from gateway.core.crypto import SEALED, Cipher, bidx_column
-from gateway.core.errors import (
-    BadRequest,
-    NotFound,
-)
+from gateway.core.errors import BadRequest, NotFound
 from gateway.core.records import RECORD_TYPES
 from gateway.storage.tables import (
     event_objects,
@@ -52,7 +47,6 @@ from gateway.storage.tables import (
 )
 
 log = logging.getLogger(__name__)
-
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -104,7 +98,6 @@ COLLECTIONS: Final = (
     ),
 )
 
-
 # Served besides the allowlisted fields; pk and last_event_at stay inside.
 SERVED_BOOKKEEPING: Final = ("provider", "account", "created_at", "updated_at", "last_event_id")
 
@@ -122,6 +115,9 @@ def _visible(table: Table, key: ApiKey) -> list[ColumnElement[bool]]:
     if key.accounts is None:
         return []
     return [table.c.account.in_(sorted(key.accounts))]
+
+
+# ------------------------------------------------------------------ record queries
 
 
 _PM_FIELDS: Final = (*SERVED_BOOKKEEPING, *field_columns("payment_method"))
@@ -236,6 +232,9 @@ def _register(collection: Collection) -> None:
 
 for _collection in COLLECTIONS:
     _register(_collection)
+
+
+# ------------------------------------------------------------------ change feed
 
 
 def _horizon() -> ColumnElement[bool] | None:

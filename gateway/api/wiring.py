@@ -8,12 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Flask,
-    Response,
-    request,
-)
+from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from gateway.api.auth import rate_key

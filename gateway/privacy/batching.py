@@ -9,7 +9,6 @@ and a keyed-hash pseudonym of the data subject, never a value.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,22 +17,11 @@ from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.storage.store import Store
-from gateway.storage.tables import (
-    payment_methods,
-    privacy_log,
-    subscriptions,
-    transactions,
-)
-
-log = logging.getLogger(__name__)
-
+from gateway.storage.tables import payment_methods, privacy_log, subscriptions, transactions
 
 BATCH_SIZE: Final = 5000
 
-
 Progress = Callable[[int], None]
-
-
 ShouldStop = Callable[[], bool]
 
 
@@ -41,7 +29,7 @@ def never_stop() -> bool:
     return False
 
 
-def ignore_progress(count_rows: int) -> None:
+def ignore_progress(_count: int) -> None:
     return None
 
 

@@ -9,26 +9,17 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
-from gateway.core.crypto import (
-    KID_LENGTH,
-    PREFIX,
-    SEALED,
-    kid_of,
-)
+from gateway.core.crypto import KID_LENGTH, PREFIX, SEALED, kid_of
 from gateway.core.errors import ConfigurationError
 from gateway.privacy.batching import table_named
 from gateway.storage.store import Store
 
+log = logging.getLogger(__name__)
+
 # Rows sampled at each end of each table and at evenly spaced pk probes between: an
 # interrupted rotation leaves old-key rows in the middle of the pk range, not at its ends.
 KEY_CHECK_SAMPLE: Final = 100
-
-log = logging.getLogger(__name__)
-
-
 KEY_CHECK_PROBES: Final = 32
-
-
 KEY_CHECK_PROBE_ROWS: Final = 4
 
 

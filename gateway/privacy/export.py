@@ -10,24 +10,16 @@ from sqlalchemy import Connection, Table, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.audit import audit_log
-from gateway.core.crypto import (
-    open_record,
-)
+from gateway.core.crypto import open_record
 from gateway.privacy.batching import BATCH_SIZE, EXPORT_TABLES, plain, write_privacy_log
 from gateway.privacy.erasure import customer_rows, erasure_times
 from gateway.storage.store import Store
-from gateway.storage.tables import (
-    field_columns,
-    payment_methods,
-    transactions,
-)
+from gateway.storage.tables import field_columns, payment_methods, transactions
 
 EXPORT_LEGAL_BASIS: Final = "GDPR art. 15 and 20: data-subject access and portability"
 
-
 # Served for each exported record, as the read API serves it.
 _EXPORTED_BOOKKEEPING: Final = ("provider", "account", "created_at", "updated_at", "last_event_id")
-
 
 # An export's erasure history: one row per tombstoned account (gateway.storage.tables.erasures).
 ERASURE_COLUMNS: Final = ("account", "erased_at")

@@ -23,18 +23,10 @@ from gateway.privacy.batching import (
 )
 from gateway.storage import tables
 from gateway.storage.store import Store
-from gateway.storage.tables import (
-    events,
-    payment_methods,
-    privacy_log,
-    subscriptions,
-    transactions,
-)
+from gateway.storage.tables import events, payment_methods, privacy_log, subscriptions, transactions
 
 # Payment methods and subscriptions in these states have ended; retention runs from then.
 ENDED_PAYMENT_METHOD: Final = ("detached", "deleted", "expired")
-
-
 ENDED_SUBSCRIPTION: Final = ("canceled", "expired")
 
 

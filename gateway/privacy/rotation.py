@@ -29,9 +29,7 @@ from gateway.privacy.batching import (
     write_privacy_log,
 )
 from gateway.storage.store import Store
-from gateway.storage.tables import (
-    event_objects,
-)
+from gateway.storage.tables import event_objects
 
 
 def _stale(table: Table, columns: Sequence[str], prefix: str) -> ColumnElement[bool]:

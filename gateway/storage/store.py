@@ -27,10 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.crypto import Cipher
 from gateway.core.errors import ReplayRefused, StorageUnavailable
-from gateway.core.records import (
-    EventMeta,
-    Record,
-)
+from gateway.core.records import EventMeta, Record
 from gateway.observability import metrics
 from gateway.storage.engine import OUTAGES, WriterGate, storage_errors
 from gateway.storage.groupcommit import GroupCommit
@@ -41,30 +38,18 @@ from gateway.storage.upserts import APPLY_ORDER, OrderedUpserts
 
 log = logging.getLogger(__name__)
 
-
 # Transactions a PostgreSQL gateway process keeps open at once (gateway.storage.groupcommit).
 PG_WRITERS = 2
 
-
 # Advisory lock key ordering event seq allocation on PostgreSQL ("psev" in ASCII).
 EVENT_SEQ_LOCK = 0x70736576
-
-
 # Advisory lock key ("pser") every write transaction holds shared and an erasure holds
 # exclusively (gateway.privacy.erasure): deliveries in flight commit before the erasure
 # looks, and later ones see its tombstones, so none re-links what it erased.
 ERASURE_LOCK = 0x70736572
-
-
 _SHARE_ERASURE_LOCK = "SELECT pg_advisory_xact_lock_shared(%s)"
-
-
 _LOCK_EVENT_SEQ = "SELECT pg_advisory_lock(%s)"
-
-
 _UNLOCK_EVENT_SEQ = "SELECT pg_advisory_unlock(%s)"
-
-
 # A batch's seqs, taken under the lock and kept in a transaction-local setting (as text,
 # comma-separated, in delivery order) for its event inserts, which run after the unlock.
 _CLAIM_EVENT_SEQS = (
@@ -72,11 +57,8 @@ _CLAIM_EVENT_SEQS = (
     " string_agg(nextval(pg_get_serial_sequence('events', 'seq'))::text, ',' ORDER BY n), true),"
     " pg_current_xact_id() FROM generate_series(1, %s) AS n"
 )
-
-
 # The transaction's id, taken with the seqs, recorded with each event.
 _CURRENT_TXID = "pg_current_xact_id()::text::bigint"
-
 
 # Blind-index columns of sealed rows naming a customer or a card, and the tombstone kind
 # (gateway.storage.tables.erasures) each is looked up by.

@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    and_,
-    bindparam,
-    case,
-    func,
-    literal_column,
-    or_,
-)
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,7 +28,6 @@ _STATUS_ORDER: dict[str, tuple[str, ...]] = {
     "payment_method": ("active", "expired", "detached", "deleted"),
     "subscription": tuple(SUBSCRIPTION_STATUSES),
 }
-
 
 # The rank words are written into the SQL (OrderedUpserts._rank): they must be plain words.
 assert all(  # noqa: S101 - checked at import, against this module's own constants

@@ -13,12 +13,7 @@ from werkzeug.datastructures import Headers
 
 from adapters.stripe import StripeAdapter
 from gateway.config.settings import EndpointConfig, Settings
-from gateway.core.errors import (
-    CardDataRefused,
-    NotFound,
-    UnsupportedMediaType,
-    VerificationError,
-)
+from gateway.core.errors import CardDataRefused, NotFound, UnsupportedMediaType, VerificationError
 from gateway.ingest.pipeline import Pipeline
 from tests.support.database import all_rows, assert_nowhere, plain_rows
 from tests.support.webhooks import sample

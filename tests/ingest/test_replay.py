@@ -25,11 +25,7 @@ from sqlalchemy import Engine
 
 from tests.support.crc_forgery import forge
 from tests.support.database import all_rows
-from tests.support.paypal import (
-    Pki,
-    make_pki,
-    mock_paypal,
-)
+from tests.support.paypal import Pki, make_pki, mock_paypal
 from tests.support.webhooks import sample, signed_post
 
 RAZORPAY_SECRET = "rzp_replay_secret"

@@ -15,8 +15,6 @@ from gateway.storage.tables import metadata
 
 # Fixed test keys for encryption at rest (32 bytes, base64url): never used outside tests.
 TEST_DATA_KEY = "dGVzdC1kYXRhLWtleS0wMDAwMDAwMDAwMDAwMDAwMDA"
-
-
 TEST_INDEX_KEY = "dGVzdC1pbmRleC1rZXktMDAwMDAwMDAwMDAwMDAwMDA"
 
 

@@ -12,8 +12,6 @@ from adapters.registry import adapter_classes
 from gateway.config.settings import Settings
 
 STRIPE_SECRET = "whsec_test_" + "a" * 32
-
-
 STRIPE_OLD_SECRET = "whsec_test_" + "b" * 32
 
 

@@ -22,14 +22,7 @@ from sqlalchemy import Engine
 
 from adapters.paypal.adapter import SUPPORTED_EVENT_TYPES
 from tests.support.database import all_rows, assert_nowhere, plain_rows
-from tests.support.paypal import (
-    CERT_URL,
-    VERIFY_URL,
-    Pki,
-    cert_endpoint,
-    make_pki,
-    mock_paypal,
-)
+from tests.support.paypal import CERT_URL, VERIFY_URL, Pki, cert_endpoint, make_pki, mock_paypal
 from tests.support.planting import plant
 from tests.support.webhooks import sample, signed_post
 
