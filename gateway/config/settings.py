@@ -6,9 +6,11 @@ listed in ``ENVIRONMENT`` with its coercer.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,9 @@ class Settings:
     metrics_multiproc_dir: str = ""
     endpoints: tuple[EndpointConfig, ...] = ()
     source: str = "defaults"
+    # Where each top-level setting and endpoint option came from: "file", "environment" or
+    # "override" (absent: the default). Endpoint options are keyed "provider.name.option".
+    origins: Mapping[str, str] = field(default_factory=dict)
 
     def endpoint(self, provider: str, name: str) -> EndpointConfig | None:
         """Return the named endpoint of a provider, if configured."""
@@ -86,6 +91,16 @@ def _int(value: str) -> int:
         raise ConfigurationError("expected an integer") from exc
     if number <= 0:
         raise ConfigurationError("expected a positive integer")
+    return number
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigurationError("expected an integer") from exc
+    if number < 0:
+        raise ConfigurationError("expected 0 or a positive integer")
     return number
 
 
@@ -119,7 +134,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "PAYSIEVE_RATE_LIMIT": ("rate_limit", _str),
     "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
-    "PAYSIEVE_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _int),
+    "PAYSIEVE_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _count),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_multiproc_dir", _str),
     "PAYSIEVE_STRIPE_WEBHOOK_SECRETS": ("endpoint:stripe:webhook_secrets", _csv),
     "PAYSIEVE_STRIPE_SOURCE_NETWORKS": ("endpoint:stripe:source_networks", _csv),
@@ -134,6 +149,40 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_PAYPAL_TRUST_ROOTS": ("endpoint:paypal:trust_roots", _str),
     "PAYSIEVE_PAYPAL_CERT_CACHE_DIR": ("endpoint:paypal:cert_cache_dir", _str),
 }
+
+# PAYSIEVE_* variables that are not settings: PAYSIEVE_CONFIG names the file; the test
+# suite (tests/conftest.py) and the benchmark (bench/run.py) read their own database URL.
+NOT_SETTINGS = frozenset(
+    {"PAYSIEVE_CONFIG", "PAYSIEVE_TEST_DATABASE_URL", "PAYSIEVE_BENCH_POSTGRES_URL"}
+)
+
+# The built-in providers and the options each endpoint table may set. The adapters read
+# them (adapters/<provider>); tests/config/test_settings.py holds this table to the registry.
+_COMMON_OPTIONS = frozenset({"webhook_secrets", "source_networks"})
+PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
+    "stripe": _COMMON_OPTIONS,
+    "razorpay": _COMMON_OPTIONS,
+    "paypal": frozenset(
+        {
+            "source_networks",
+            "webhook_id",
+            "verify",
+            "api_base",
+            "client_id",
+            "client_secret",
+            "trust_roots",
+            "cert_cache_dir",
+            "fetch_certs",
+            # Written by the development configuration only (gateway.cli.devconfig).
+            "dev_signing_key",
+            "dev_cert_url",
+        }
+    ),
+}
+
+# Values never printed, not even by `paysieve config check`: it masks these.
+SECRET_SETTINGS = frozenset({"data_keys", "index_key"})
+SECRET_OPTIONS = frozenset({"webhook_secrets", "client_secret"})
 
 _TOP_LEVEL = {
     "database_url": str,
@@ -155,18 +204,44 @@ _TOP_LEVEL = {
 }
 
 
+def _closest(name: str, candidates: Iterable[str]) -> str:
+    """Return ", did you mean X?" for the closest valid name, or nothing."""
+    found = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {found[0]}?" if found else ""
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> None:
+    """Refuse a PAYSIEVE_* variable that is no setting: a typo must not pass silently."""
+    known = set(ENVIRONMENT) | NOT_SETTINGS
+    for name in sorted(environ):
+        if name.startswith("PAYSIEVE_") and name not in known:
+            # The name only: the value may be a secret.
+            raise ConfigurationError(
+                f"{name} is not a paysieve setting{_closest(name, known - NOT_SETTINGS)}"
+                " (see the Configuration section of README.md)"
+            )
+
+
+def _configured_by_environment(environ: Mapping[str, str]) -> bool:
+    return any(environ.get(name) for name in ENVIRONMENT if name.startswith("PAYSIEVE_"))
+
+
 def config_path(environ: Mapping[str, str]) -> Path | None:
     """Return the configuration file to read, if any exists."""
     named = environ.get("PAYSIEVE_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
-            raise ConfigurationError(f"PAYSIEVE_CONFIG names a missing file: {path}")
+            raise ConfigurationError(
+                f"PAYSIEVE_CONFIG names a missing file: {path}; fix the path or unset it"
+            )
         return path
     if DEFAULT_CONFIG_PATH.is_file():
         return DEFAULT_CONFIG_PATH
-    # Made by `paysieve serve` for a zero-configuration trial (gateway.cli.devconfig).
-    if DEV_CONFIG_PATH.is_file():
+    # Made by `paysieve serve` for a zero-configuration trial (gateway.cli.devconfig). Never
+    # merged into a configuration given by PAYSIEVE_* variables: its generated secrets and
+    # its database would otherwise mix silently with the operator's.
+    if DEV_CONFIG_PATH.is_file() and not _configured_by_environment(environ):
         return DEV_CONFIG_PATH
     return None
 
@@ -176,13 +251,15 @@ def load_settings(
 ) -> Settings:
     """Build settings from defaults, the TOML file, the environment and overrides."""
     environ = os.environ if environ is None else environ
+    _unknown_variables(environ)
     top: dict[str, Any] = {}
     endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+    origins: dict[str, str] = {}
     source = "defaults"
 
     path = config_path(environ)
     if path is not None:
-        _read_toml(path, top, endpoints)
+        _read_toml(path, top, endpoints, origins)
         source = str(path)
 
     for variable, (target, coerce) in ENVIRONMENT.items():
@@ -196,26 +273,33 @@ def load_settings(
         if target.startswith("endpoint:"):
             _, provider, key = target.split(":")
             endpoints.setdefault((provider, "default"), {})[key] = value
+            origins[f"{provider}.default.{key}"] = "environment"
         else:
             top[target] = value
+            origins[target] = "environment"
 
     for key, value in (overrides or {}).items():
         if key == "endpoints":
             for entry in value:
-                _add_endpoint(entry, endpoints)
+                _add_endpoint(entry, endpoints, origins, origin="override", where="override")
         else:
             top[key] = value
+            origins[key] = "override"
 
     settings = Settings(
         **{k: top[k] for k in top if k in _TOP_LEVEL},
         endpoints=tuple(_endpoint(p, n, opts) for (p, n), opts in sorted(endpoints.items())),
         source=source,
+        origins=origins,
     )
     return _validated(settings)
 
 
 def _read_toml(
-    path: Path, top: dict[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+    path: Path,
+    top: dict[str, Any],
+    endpoints: dict[tuple[str, str], dict[str, Any]],
+    origins: dict[str, str],
 ) -> None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -226,21 +310,43 @@ def _read_toml(
             if not isinstance(value, list):
                 raise ConfigurationError(f"{path}: endpoints must be [[endpoints]] tables")
             for entry in value:
-                _add_endpoint(entry, endpoints)
+                _add_endpoint(entry, endpoints, origins, origin="file", where=str(path))
         elif key in _TOP_LEVEL:
             top[key] = tuple(value) if _TOP_LEVEL[key] is tuple else value
+            origins[key] = "file"
         else:
-            raise ConfigurationError(f"{path}: unknown setting {key!r}")
+            raise ConfigurationError(
+                f"{path}: unknown setting {key!r}{_closest(key, [*_TOP_LEVEL, 'endpoints'])}"
+            )
 
 
 def _add_endpoint(
-    entry: Mapping[str, Any], endpoints: dict[tuple[str, str], dict[str, Any]]
+    entry: Mapping[str, Any],
+    endpoints: dict[tuple[str, str], dict[str, Any]],
+    origins: dict[str, str],
+    *,
+    origin: str,
+    where: str,
 ) -> None:
     if not isinstance(entry, Mapping) or "provider" not in entry:
-        raise ConfigurationError("each [[endpoints]] table needs a provider")
+        raise ConfigurationError(f"{where}: each [[endpoints]] table needs a provider")
+    provider = str(entry["provider"])
+    if provider not in PROVIDER_OPTIONS:
+        raise ConfigurationError(
+            f"{where}: unknown provider {provider!r}{_closest(provider, PROVIDER_OPTIONS)}"
+            f" (one of {', '.join(sorted(PROVIDER_OPTIONS))})"
+        )
+    name = str(entry.get("name", "default"))
     options = {k: v for k, v in entry.items() if k not in ("provider", "name")}
-    key = (str(entry["provider"]), str(entry.get("name", "default")))
-    endpoints.setdefault(key, {}).update(options)
+    allowed = PROVIDER_OPTIONS[provider]
+    for option in options:
+        if option not in allowed:
+            raise ConfigurationError(
+                f"{where}: {provider} endpoint {name!r} has an unknown option {option!r}"
+                f"{_closest(option, allowed)}"
+            )
+        origins[f"{provider}.{name}.{option}"] = origin
+    endpoints.setdefault((provider, name), {}).update(options)
 
 
 def _endpoint(provider: str, name: str, options: dict[str, Any]) -> EndpointConfig:
@@ -253,16 +359,41 @@ def _endpoint(provider: str, name: str, options: dict[str, Any]) -> EndpointConf
     )
 
 
-def _validated(settings: Settings) -> Settings:
-    import re
+def setting_name(settings: Settings, key: str) -> str:
+    """Return how an operator set a top-level setting: its variable or its file key."""
+    variable = next((v for v, (target, _) in ENVIRONMENT.items() if target == key), None)
+    origin = settings.origins.get(key)
+    if origin == "file":
+        return f"{key} in {settings.source}"
+    if origin == "override" or variable is None:
+        return key
+    return variable
 
+
+def _validated(settings: Settings) -> Settings:
     for endpoint in settings.endpoints:
         if not re.fullmatch(r"[a-z0-9_-]{1,64}", endpoint.name):
             raise ConfigurationError(
                 f"endpoint name {endpoint.name!r} must be 1-64 of a-z, 0-9, _ and -"
             )
+        api_base = endpoint.options.get("api_base")
+        if endpoint.provider == "paypal" and api_base and not str(api_base).startswith("https://"):
+            where = (
+                "PAYSIEVE_PAYPAL_API_BASE"
+                if settings.origins.get(f"paypal.{endpoint.name}.api_base") == "environment"
+                else f"api_base of paypal endpoint {endpoint.name!r}"
+            )
+            raise ConfigurationError(
+                f"{where} must be https (https://api-m.paypal.com, or"
+                " https://api-m.sandbox.paypal.com for the sandbox)"
+            )
     if settings.tolerance_seconds <= 0 or settings.max_body_bytes <= 0:
         raise ConfigurationError("tolerance_seconds and max_body_bytes must be positive")
+    if not isinstance(settings.trusted_proxy_hops, int) or settings.trusted_proxy_hops < 0:
+        raise ConfigurationError(
+            f"{setting_name(settings, 'trusted_proxy_hops')} must be 0 or a positive integer"
+        )
+    _check_database_url(settings)
     import limits
 
     try:
@@ -270,3 +401,41 @@ def _validated(settings: Settings) -> Settings:
     except ValueError:
         raise ConfigurationError("rate_limit: expected a limit such as '600 per minute'") from None
     return replace(settings)
+
+
+# The default SQLite path, relative to the working directory: its var/ directory is made on
+# first use (gateway.storage.engine), as `make run` and the zero-configuration trial expect.
+DEFAULT_SQLITE_DIR = Path("var")
+
+
+def _check_database_url(settings: Settings) -> None:
+    """Refuse a database URL paysieve cannot use, before anything connects."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    where = setting_name(settings, "database_url")
+    fix = "use sqlite:////absolute/path.db or postgresql+psycopg://user@host:5432/dbname"
+    try:
+        url = make_url(settings.database_url)
+    except (ArgumentError, ValueError):
+        # Never the value itself: it may hold a password.
+        raise ConfigurationError(f"{where} is not a database URL; {fix}") from None
+    scheme = url.drivername
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):
+        raise ConfigurationError(
+            f"{where}: {scheme}:// is not supported; write postgresql+psycopg:// instead"
+            " (the psycopg 3 driver paysieve ships with)"
+        )
+    if scheme == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            directory = Path(database).parent
+            if directory != DEFAULT_SQLITE_DIR and not directory.is_dir():
+                raise ConfigurationError(
+                    f"{where}: the SQLite database's directory {directory} does not exist;"
+                    " create it (or fix the path): paysieve never starts an empty database"
+                    " in a place it had to invent"
+                )
+        return
+    if scheme != "postgresql+psycopg":
+        raise ConfigurationError(f"{where}: {scheme}:// is not supported; {fix}")

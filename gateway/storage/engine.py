@@ -15,7 +15,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from gateway.core.errors import CardDataRefused, StorageUnavailable
+from gateway.core.errors import CardDataRefused, ConfigurationError, StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 2.0
 
@@ -25,8 +25,8 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private(Path(database))
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
@@ -48,7 +48,34 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         )
         event.listen(engine, "handle_error", _refusal_unwrapped)
         return engine
-    raise ValueError(f"unsupported database backend: {parsed.get_backend_name()}")
+    raise ConfigurationError(
+        f"PAYSIEVE_DATABASE_URL: {parsed.drivername}:// is not supported; use sqlite:///path.db"
+        " or postgresql+psycopg://user@host:5432/dbname"
+    )
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only, in a directory that exists.
+
+    Only the default relative var/ directory (``sqlite:///var/paysieve.db``, the trial's and
+    ``make run``'s) is made here; any other missing directory is a configuration error, not
+    a new empty database somewhere the operator did not mean.
+    """
+    if path.exists():
+        return
+    if not path.parent.is_dir():
+        if path.parent != Path("var"):
+            raise ConfigurationError(
+                f"the SQLite database's directory {path.parent} does not exist; create it"
+                " or fix PAYSIEVE_DATABASE_URL"
+            )
+        path.parent.mkdir(exist_ok=True)
+    # SQLite opens an empty file as a new database, and gives its -wal and -shm files the
+    # same mode: the records, sealed or not, are nobody else's to read.
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _refusal_unwrapped(context: ExceptionContext) -> None:

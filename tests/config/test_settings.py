@@ -94,3 +94,172 @@ def test_example_config_parses_and_enables_nothing(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "paysieve.example.toml"
     settings = load_settings({"PAYSIEVE_CONFIG": str(example)})
     assert all(not e.webhook_secrets for e in settings.endpoints)
+
+
+# -- strict configuration -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("PAYSIEVE_STRIPE_WEBHOOK_SECRET", "PAYSIEVE_STRIPE_WEBHOOK_SECRETS"),
+        ("PAYSIEVE_DATABASE_UR", "PAYSIEVE_DATABASE_URL"),
+        ("PAYSIEVE_TRUSTED_PROXIES_HOPS", "PAYSIEVE_TRUSTED_PROXY_HOPS"),
+    ],
+)
+def test_unknown_variable_names_the_closest_setting_never_its_value(
+    tmp_path: Path, variable: str, suggestion: str
+) -> None:
+    environ = write(tmp_path / "c.toml", "") | {variable: "whsec_value_never_printed"}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert f"{variable} is not a paysieve setting; did you mean {suggestion}?" in message
+    assert "never_printed" not in message
+
+
+def test_unknown_variable_without_a_close_name_is_still_refused(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", "") | {"PAYSIEVE_ZZZ": "1"}
+    with pytest.raises(ConfigurationError, match="PAYSIEVE_ZZZ is not a paysieve setting"):
+        load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    "variable", ["PAYSIEVE_CONFIG", "PAYSIEVE_TEST_DATABASE_URL", "PAYSIEVE_BENCH_POSTGRES_URL"]
+)
+def test_variables_of_the_suite_and_bench_are_not_settings_but_allowed(
+    tmp_path: Path, variable: str
+) -> None:
+    environ = write(tmp_path / "c.toml", "")
+    environ.setdefault(variable, "sqlite:///x.db")
+    load_settings(environ)
+
+
+def test_unknown_file_key_names_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigurationError, match="did you mean 'database_url'|did you mean database_url"
+    ):
+        load_settings(write(tmp_path / "c.toml", 'databse_url = "secret"\n'))
+
+
+def test_unknown_provider_names_the_closest(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", '[[endpoints]]\nprovider = "strip"\n')
+    with pytest.raises(ConfigurationError, match="unknown provider 'strip'; did you mean stripe"):
+        load_settings(environ)
+
+
+def test_unknown_endpoint_option_names_the_closest_never_its_value(tmp_path: Path) -> None:
+    environ = write(
+        tmp_path / "c.toml",
+        '[[endpoints]]\nprovider = "stripe"\nname = "eu"\nwebhook_secret = ["whsec_hidden"]\n',
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert "stripe endpoint 'eu' has an unknown option 'webhook_secret'" in message
+    assert "did you mean webhook_secrets?" in message
+    assert "hidden" not in message
+
+
+def test_paypal_only_option_on_stripe_is_refused(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", '[[endpoints]]\nprovider = "stripe"\nwebhook_id = "X"\n')
+    with pytest.raises(ConfigurationError, match="unknown option 'webhook_id'"):
+        load_settings(environ)
+
+
+def test_provider_table_matches_the_adapter_registry() -> None:
+    from adapters.registry import adapter_classes
+    from gateway.config.settings import PROVIDER_OPTIONS
+
+    assert set(PROVIDER_OPTIONS) == set(adapter_classes())
+
+
+def test_zero_trusted_proxy_hops_is_accepted(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", "") | {"PAYSIEVE_TRUSTED_PROXY_HOPS": "0"}
+    assert load_settings(environ).trusted_proxy_hops == 0
+
+
+def test_negative_trusted_proxy_hops_is_refused(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", "") | {"PAYSIEVE_TRUSTED_PROXY_HOPS": "-1"}
+    with pytest.raises(ConfigurationError, match="PAYSIEVE_TRUSTED_PROXY_HOPS: expected 0 or"):
+        load_settings(environ)
+
+
+def test_plain_http_paypal_api_base_is_refused_at_load(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", "") | {
+        "PAYSIEVE_PAYPAL_API_BASE": "http://api-m.paypal.com"
+    }
+    with pytest.raises(ConfigurationError, match="PAYSIEVE_PAYPAL_API_BASE must be https"):
+        load_settings(environ)
+
+
+def test_plain_http_paypal_api_base_in_file_names_the_endpoint(tmp_path: Path) -> None:
+    environ = write(
+        tmp_path / "c.toml",
+        '[[endpoints]]\nprovider = "paypal"\nname = "eu"\napi_base = "http://x"\n',
+    )
+    with pytest.raises(
+        ConfigurationError, match="api_base of paypal endpoint 'eu' must be https"
+    ):
+        load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://u:hunter2@db/x", "postgres:// is not supported; write postgresql+psycopg://"),
+        ("postgresql://u:hunter2@db/x", "postgresql:// is not supported; write postgresql+psycopg"),
+        ("mysql://u:hunter2@db/x", "mysql:// is not supported; use sqlite:////"),
+        ("hunter2 not a url", "PAYSIEVE_DATABASE_URL is not a database URL; use"),
+    ],
+)
+def test_unusable_database_urls_name_the_setting_and_the_fix(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    environ = write(tmp_path / "c.toml", "") | {"PAYSIEVE_DATABASE_URL": url}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("PAYSIEVE_DATABASE_URL")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_database_url_in_file_is_named_by_its_key(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", 'database_url = "mysql://db/x"\n')
+    with pytest.raises(ConfigurationError, match="database_url in .*c.toml: mysql://"):
+        load_settings(environ)
+
+
+def test_sqlite_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    environ = write(tmp_path / "c.toml", "") | {
+        "PAYSIEVE_DATABASE_URL": f"sqlite:///{tmp_path}/nowhere/paysieve.db"
+    }
+    with pytest.raises(ConfigurationError, match="directory .*nowhere does not exist"):
+        load_settings(environ)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_dev_config_is_never_merged_into_an_environment_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "paysieve.dev.toml").write_text(
+        '[[endpoints]]\nprovider = "stripe"\nwebhook_secrets = ["whsec_dev"]\n'
+    )
+    assert load_settings({}).source == "var/paysieve.dev.toml"
+    settings = load_settings({"PAYSIEVE_DATABASE_URL": "sqlite:///prod.db"})
+    assert settings.source == "defaults"
+    assert settings.endpoints == ()
+
+
+def test_origins_say_where_each_value_came_from(tmp_path: Path) -> None:
+    environ = write(
+        tmp_path / "c.toml",
+        'tolerance_seconds = 60\n[[endpoints]]\nprovider = "stripe"\nwebhook_secrets = ["x"]\n',
+    ) | {"PAYSIEVE_MAX_BODY_BYTES": "2048"}
+    origins = load_settings(environ).origins
+    assert origins["tolerance_seconds"] == "file"
+    assert origins["max_body_bytes"] == "environment"
+    assert origins["stripe.default.webhook_secrets"] == "file"
+    assert "rate_limit" not in origins

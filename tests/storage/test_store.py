@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from gateway.core.records import EventMeta, Record
@@ -176,3 +178,24 @@ def test_fill_only_field_never_overwrites(engine: Engine) -> None:
     apply(store, "evt_later_charge", T0 + timedelta(seconds=60), seen_on_charge)
     stored = row(engine, payment_methods, token="pm_1")
     assert (stored["status"], stored["last4"]) == ("detached", "4242")
+
+
+def test_sqlite_database_file_is_created_private(tmp_path: Path) -> None:
+    import stat
+
+    from gateway.storage.engine import make_engine as engine_for
+
+    engine = engine_for(f"sqlite:///{tmp_path / 'private.db'}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    engine.dispose()
+    assert stat.S_IMODE((tmp_path / "private.db").stat().st_mode) == 0o600
+
+
+def test_sqlite_in_a_missing_directory_is_not_created(tmp_path: Path) -> None:
+    from gateway.core.errors import ConfigurationError
+    from gateway.storage.engine import make_engine as engine_for
+
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        engine_for(f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}")
+    assert not (tmp_path / "nowhere").exists()
