@@ -98,14 +98,43 @@ _METRIC_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 
 
 def on_starting(server: Any) -> None:
-    """Answer unparseable requests in JSON; remove metric files a previous run left."""
+    """Check the configuration before forking; answer unparseable requests in JSON; remove
+    metric files a previous run left."""
     from gateway.web import serving
 
     serving.install()
+    # First: a database in the metrics directory is refused before anything opens it.
     _refuse_database_in(Path(_metrics_dir))
+    _preflight()
     for stale in Path(_metrics_dir).iterdir():
         if _METRIC_FILE.fullmatch(stale.name):
             stale.unlink(missing_ok=True)
+
+
+def _preflight() -> None:
+    """Stop the master with one line if the configuration cannot start a gateway.
+
+    Without it every worker would fail in create_app, each with its own traceback, and
+    gunicorn would keep restarting them.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.app import preflight
+    from gateway.config.settings import debug_requested
+    from gateway.core.errors import ConfigurationError
+
+    try:
+        preflight()
+    except (ConfigurationError, SQLAlchemyError) as exc:
+        if debug_requested():
+            raise
+        what = f"configuration: {exc}"
+        if isinstance(exc, SQLAlchemyError):
+            from gateway.cli.common import explain_database_error
+
+            what = explain_database_error(exc)
+        sys.stderr.write(f"paysieve: {what}\n")
+        raise SystemExit(1) from None
 
 
 def _refuse_database_in(metrics_dir: Path) -> None:
@@ -118,7 +147,7 @@ def _refuse_database_in(metrics_dir: Path) -> None:
     try:
         url = make_url(load_settings().database_url)
     except (ConfigurationError, ValueError):
-        return  # the workers report a bad configuration themselves
+        return  # _preflight, next, reports a bad configuration in one line
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return
     if Path(url.database).resolve().parent == metrics_dir.resolve():

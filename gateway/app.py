@@ -79,6 +79,29 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def preflight(settings: Settings | None = None) -> Settings:
+    """Check what create_app would refuse, without building an app: the settings, the keys,
+    each provider's configuration, and (when the database answers) the stored key ids.
+
+    gunicorn's master runs it before forking (gunicorn.conf.py), so a configuration error
+    is one line there, not one traceback per worker.
+    """
+    settings = load_settings() if settings is None else settings
+    cipher = cipher_from_settings(settings.data_keys, settings.data_keys_file, settings.index_key)
+    for name, cls in sorted(adapter_classes().items()):
+        adapter = cls(settings)
+        for endpoint in settings.endpoints:
+            if endpoint.provider == name:
+                adapter.enabled(endpoint)
+    store = Store(make_engine(settings.database_url), cipher)
+    try:
+        # An unreachable database is not refused here: workers answer 503 until it is back.
+        data_keys.check_keys(store)
+    finally:
+        store.engine.dispose()
+    return settings
+
+
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
     """Instantiate every provider adapter and log which endpoints are enabled."""
     adapters: dict[str, Adapter] = {}

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import click
 from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.api import keys
 from gateway.audit import audit_log
@@ -19,13 +18,10 @@ from gateway.storage.engine import make_engine
 @contextmanager
 def _transaction(settings: Settings) -> Iterator[Connection]:
     engine = make_engine(settings.database_url)
+    # A database error is the command group's to explain (gateway.cli.common).
     try:
         with engine.connect().execution_options(write=True) as conn, conn.begin():
             yield conn
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"cannot use the database ({type(exc).__name__}); run `paysieve db upgrade` first?"
-        ) from None
     finally:
         engine.dispose()
 

@@ -1,20 +1,19 @@
-"""What every command shares: the settings, the development configuration, safe URLs."""
+"""What every command shares: the settings, the development configuration, safe URLs, and
+how a database problem is told to an operator."""
 
 from __future__ import annotations
 
 import click
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gateway.cli import devconfig
-from gateway.config.settings import Settings, load_settings
+from gateway.config.settings import Settings, load_settings, setting_name
 from gateway.core.errors import ConfigurationError
 
 
 def cli_settings() -> Settings:
-    """Load the settings, or exit with the configuration error on one line."""
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
+    """Load the settings (a ConfigurationError is the command group's to report)."""
+    return load_settings()
 
 
 def ensure_dev_config() -> None:
@@ -29,3 +28,48 @@ def safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# What the driver's message says -> what is wrong and how to fix it. The driver's own text
+# is matched, never printed: it is long, and a driver may quote more than it should.
+_DIAGNOSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("password authentication failed", "no password supplied", "role ", "ident auth"),
+        "the server refused the user or password; fix them in the URL",
+    ),
+    (
+        ("no such table", "undefinedtable", "relation "),
+        "the schema is missing; run `paysieve db upgrade`",
+    ),
+    (
+        ("connection refused", "could not connect", "timeout expired", "name or service"),
+        "nothing answers there; start PostgreSQL or fix the host and port in the URL",
+    ),
+    (
+        ("does not exist",),
+        "the database does not exist; create it (createdb) or fix its name in the URL",
+    ),
+    (
+        ("unable to open database file", "readonly database", "disk i/o"),
+        "cannot open or write the SQLite file; check the path and its permissions",
+    ),
+)
+
+
+def explain_database_error(exc: SQLAlchemyError) -> str:
+    """Return one line naming the database setting, what is wrong and how to fix it."""
+    try:
+        settings: Settings | None = load_settings()
+    except ConfigurationError:
+        settings = None
+    where = setting_name(settings, "database_url") if settings else "PAYSIEVE_DATABASE_URL"
+    url = safe_url(settings.database_url) if settings else "the database"
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = f"{type(original).__name__} {original}".lower()
+    for needles, diagnosis in _DIAGNOSES:
+        if any(needle in text for needle in needles):
+            return f"database: cannot use {url} ({where}): {diagnosis}"
+    return (
+        f"database: cannot use {url} ({where}): {type(original).__name__}; "
+        "rerun with `paysieve --debug ...` for the details"
+    )

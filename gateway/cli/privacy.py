@@ -20,7 +20,6 @@ import orjson
 from gateway.cli.common import cli_settings
 from gateway.config.settings import Settings
 from gateway.core import crypto
-from gateway.core.errors import ConfigurationError
 from gateway.privacy import batching, data_keys, retention, rotation
 from gateway.privacy import erasure as privacy_erasure
 from gateway.privacy import export as privacy_export
@@ -31,19 +30,14 @@ from gateway.storage.store import Store
 @contextmanager
 def _store(*, allow_clear: bool = False) -> Iterator[tuple[Settings, Store]]:
     """Yield the configured store after the key check; dispose of its engine after."""
+    # A ConfigurationError (no key, a key the data needs missing) is the group's to report.
     settings = cli_settings()
-    try:
-        cipher = crypto.cipher_from_settings(
-            settings.data_keys, settings.data_keys_file, settings.index_key
-        )
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
+    cipher = crypto.cipher_from_settings(
+        settings.data_keys, settings.data_keys_file, settings.index_key
+    )
     store = Store(make_engine(settings.database_url), cipher)
     try:
-        try:
-            data_keys.check_keys(store, allow_clear=allow_clear)
-        except ConfigurationError as exc:
-            raise click.ClickException(str(exc)) from None
+        data_keys.check_keys(store, allow_clear=allow_clear)
         yield settings, store
     finally:
         store.engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from gateway.cli.common import cli_settings, ensure_dev_config, safe_url
@@ -22,20 +24,41 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Configuration: {settings.source}")
     click.echo(f"Database: {safe_url(settings.database_url)}")
     _check_schema(settings)
-    click.echo(f"Listening on http://{host}:{port}  (POST /webhooks/<provider>)")
-    click.echo("Try it from another terminal: paysieve simulate stripe charge.succeeded")
+    from werkzeug.serving import make_server
+
     from gateway.web.http import DevRequestHandler
 
     app = create_app()
     # The handler logs route templates, never paths or query strings (an ?api_key= would
     # otherwise be in the log), and answers malformed HTTP with JSON.
-    app.run(
-        host=host,
-        port=port,
-        threaded=True,
-        use_reloader=False,
-        request_handler=DevRequestHandler,
-    )
+    try:
+        # Bound here, not by werkzeug: it prints its own lines and exits when the port is taken.
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        app.extensions["paysieve.store"].engine.dispose()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host"
+        ) from None
+    with listener:
+        server = make_server(
+            host,
+            port,
+            app,
+            threaded=True,
+            request_handler=DevRequestHandler,
+            fd=listener.fileno(),
+        )
+    # Said only now: the app is built, the database checked and the port bound.
+    click.echo(f"Listening on http://{host}:{port}  (POST /webhooks/<provider>)")
+    click.echo("Try it from another terminal: .venv/bin/paysieve simulate stripe charge.succeeded")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.extensions["paysieve.store"].engine.dispose()
 
 
 def _check_schema(settings: Settings) -> None:

@@ -439,3 +439,9 @@ def _check_database_url(settings: Settings) -> None:
         return
     if scheme != "postgresql+psycopg":
         raise ConfigurationError(f"{where}: {scheme}:// is not supported; {fix}")
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Return whether PAYSIEVE_LOG_LEVEL asks for DEBUG (the CLI then shows tracebacks)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("PAYSIEVE_LOG_LEVEL", "").strip().upper() == "DEBUG"

@@ -198,9 +198,7 @@ def test_plain_http_paypal_api_base_in_file_names_the_endpoint(tmp_path: Path) -
         tmp_path / "c.toml",
         '[[endpoints]]\nprovider = "paypal"\nname = "eu"\napi_base = "http://x"\n',
     )
-    with pytest.raises(
-        ConfigurationError, match="api_base of paypal endpoint 'eu' must be https"
-    ):
+    with pytest.raises(ConfigurationError, match="api_base of paypal endpoint 'eu' must be https"):
         load_settings(environ)
 
 
