@@ -12,6 +12,10 @@ from adapters.registry import adapter_classes
 from gateway.config.settings import DEV_CONFIG_PATH, ENVIRONMENT, Settings, config_path
 from gateway.core.crypto import generate_key
 
+# The database the trial writes into its configuration, and the only one `serve` migrates
+# unasked (gateway.cli.serve).
+DEV_DATABASE_URL = f"sqlite:///{DEV_CONFIG_PATH.parent.as_posix()}/paysieve.db"
+
 HEADER = """\
 # Local development configuration, made by `paysieve serve` because no
 # configuration existed. Its secrets were generated on this machine and sign
@@ -36,7 +40,7 @@ def ensure_dev_config(environ: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if environ is None else environ
     if needs_dev_config(environ):
         path = DEV_CONFIG_PATH
-        added = write_config(path, database_url=f"sqlite:///{path.parent.as_posix()}/paysieve.db")
+        added = write_config(path, database_url=DEV_DATABASE_URL)
         return (
             f"No configuration found: wrote a development configuration to {path} with freshly "
             f"generated secrets for {', '.join(added)} (never deploy it)."

@@ -6,6 +6,7 @@ import socket
 
 import click
 
+from gateway.cli import devconfig
 from gateway.cli.common import cli_settings, ensure_dev_config, safe_url
 from gateway.config.settings import DEV_CONFIG_PATH, Settings
 from gateway.storage import migrate
@@ -69,7 +70,11 @@ def _check_schema(settings: Settings) -> None:
         head = migrate.head_revision()
         if current == head:
             return
-        if settings.source == str(DEV_CONFIG_PATH):
+        # Only the trial's own database: never one the development file was edited to name.
+        if (
+            settings.source == str(DEV_CONFIG_PATH)
+            and settings.database_url == devconfig.DEV_DATABASE_URL
+        ):
             migrate.upgrade(engine)
             click.echo(f"Migrated the development database to {head}")
             return

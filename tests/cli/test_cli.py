@@ -99,3 +99,36 @@ def test_fresh_database_migrates_to_head(tmp_path: Path) -> None:
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_trial_serve_does_not_migrate_a_database_it_did_not_create(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYSIEVE_CONFIG")
+    devconfig.ensure_dev_config({})
+    dev = tmp_path / "var" / "paysieve.dev.toml"
+    other = tmp_path / "other.db"
+    text = dev.read_text().replace("sqlite:///var/paysieve.db", f"sqlite:///{other}")
+    dev.write_text(text)
+    result = CliRunner().invoke(main, ["serve", "--port", "9"])
+    assert result.exit_code == 1
+    assert "run `paysieve db upgrade` first" in result.output
+    assert "Migrated" not in result.output
+
+
+def test_trial_serve_migrates_its_own_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYSIEVE_CONFIG")
+    with socket.socket() as taken:
+        # The port is taken so serve stops right after the schema step.
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, ["serve", "--port", port])
+    assert "Migrated the development database" in result.output
+    assert "cannot listen on" in result.output
