@@ -42,6 +42,8 @@ def serve(host: str, port: int) -> None:
             f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host"
         ) from None
     with listener:
+        # The port bound: the one asked for, or the free one --port 0 got.
+        port = listener.getsockname()[1]
         server = make_server(
             host,
             port,

@@ -132,3 +132,24 @@ def test_trial_serve_migrates_its_own_database(
         result = CliRunner().invoke(main, ["serve", "--port", port])
     assert "Migrated the development database" in result.output
     assert "cannot listen on" in result.output
+
+
+def test_serve_says_listening_with_the_port_it_bound(configured: Path) -> None:
+    import subprocess
+    import sys
+
+    paysieve = str(Path(sys.executable).parent / "paysieve")
+    process = subprocess.Popen(
+        [paysieve, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().decode() for _ in range(3)]
+    finally:
+        process.terminate()
+        process.wait(15)
+        if process.stdout is not None:
+            process.stdout.close()
+    listening = next(line for line in lines if line.startswith("Listening on"))
+    assert "Listening on http://127.0.0.1:0 " not in listening
+    assert listening.startswith("Listening on http://127.0.0.1:")
