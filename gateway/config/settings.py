@@ -312,12 +312,26 @@ def _read_toml(
             for entry in value:
                 _add_endpoint(entry, endpoints, origins, origin="file", where=str(path))
         elif key in _TOP_LEVEL:
-            top[key] = tuple(value) if _TOP_LEVEL[key] is tuple else value
+            top[key] = _typed(path, key, value)
             origins[key] = "file"
         else:
             raise ConfigurationError(
                 f"{path}: unknown setting {key!r}{_closest(key, [*_TOP_LEVEL, 'endpoints'])}"
             )
+
+
+_KINDS = {str: "a string", int: "an integer", tuple: "a list of strings"}
+
+
+def _typed(path: Path, key: str, value: Any) -> Any:
+    """Return a file value as its setting's type, or refuse it (naming the key, not the value)."""
+    kind = _TOP_LEVEL[key]
+    if kind is tuple:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+    elif isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    raise ConfigurationError(f"{path}: {key} must be {_KINDS[kind]}")
 
 
 def _add_endpoint(

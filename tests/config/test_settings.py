@@ -261,3 +261,17 @@ def test_origins_say_where_each_value_came_from(tmp_path: Path) -> None:
     assert origins["max_body_bytes"] == "environment"
     assert origins["stripe.default.webhook_secrets"] == "file"
     assert "rate_limit" not in origins
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('tolerance_seconds = "60"', "tolerance_seconds must be an integer"),
+        ("trusted_proxy_hops = true", "trusted_proxy_hops must be an integer"),
+        ('data_keys = "k1,k2"', "data_keys must be a list of strings"),
+        ("database_url = 5", "database_url must be a string"),
+    ],
+)
+def test_wrongly_typed_file_values_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(write(tmp_path / "c.toml", line + "\n"))
