@@ -183,3 +183,26 @@ def test_serve_says_listening_only_once_it_can_serve(tmp_path: Path, database_ur
         result = run(["serve", "--port", port], keyed(PAYSIEVE_DATABASE_URL=database_url))
     assert_one_line(result, f"cannot listen on 127.0.0.1:{port}", "choose another --port")
     assert "Listening on" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"PAYSIEVE_DATA_KEYS": PASSWORD, "PAYSIEVE_INDEX_KEY": TEST_INDEX_KEY},
+            "each key must be 32 bytes, base64url encoded",
+        ),
+        (
+            {"PAYSIEVE_DATA_KEYS": TEST_DATA_KEY, "PAYSIEVE_INDEX_KEY": TEST_DATA_KEY},
+            "PAYSIEVE_INDEX_KEY must differ from every data key",
+        ),
+        ({"PAYSIEVE_DATA_KEYS": TEST_DATA_KEY}, "no blind index key: set PAYSIEVE_INDEX_KEY"),
+    ],
+    ids=["malformed", "index-is-a-data-key", "no-index-key"],
+)
+@pytest.mark.parametrize("command", ["serve", "erase", "rotate-keys", "config check"])
+def test_mismatched_data_keys_are_one_line(
+    command: str, keys: dict[str, str], expected: str, database_url: str
+) -> None:
+    result = run(COMMANDS[command], {"PAYSIEVE_DATABASE_URL": database_url, **keys})
+    assert_one_line(result, expected)
