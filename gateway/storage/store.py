@@ -322,7 +322,9 @@ class Store:
         inserted = results[5 : 5 + len(rows)]
         found = results[5 + len(rows) :]
         erased = {
-            lookup: rows_[0][0] for lookup, rows_ in zip(lookups, found, strict=True) if rows_
+            lookup: self._tombstone_time(rows_[0][0])
+            for lookup, rows_ in zip(lookups, found, strict=True)
+            if rows_
         }
         return [each[0][0] if each else None for each in inserted], erased
 
@@ -360,8 +362,14 @@ class Store:
         for lookup in lookups:
             found = self._tombstone.execute(cursor, self._lookup_row(lookup)).fetchone()
             if found is not None:
-                erased[lookup] = found[0]
+                erased[lookup] = self._tombstone_time(found[0])
         return erased
+
+    def _tombstone_time(self, stored: Any) -> datetime:
+        """Return a tombstone's erased_at as the driver gave it, as an aware UTC datetime."""
+        when = self._erased_at(stored) if self._erased_at is not None else stored
+        assert isinstance(when, datetime)  # noqa: S101 - erased_at is NOT NULL
+        return when
 
     def _replays(
         self, cursor: Any, batch: list[_Delivery], seqs: list[int | None]
@@ -392,13 +400,11 @@ class Store:
         if not erased or not delivery.subjects:
             return
         provider, account = delivery.event["provider"], delivery.event["account"]
-        occurred = delivery.meta.occurred_at
+        meta = delivery.meta
         hits = set()
-        for (p, a, kind, bidx), at in erased.items():
-            when = self._erased_at(at) if self._erased_at is not None else at
-            if p != provider or a != account or when is None:
-                continue
-            if delivery.meta.time_unknown or occurred <= when:
+        for kind, bidx in delivery.subjects:
+            when = erased.get((provider, account, kind, bidx))
+            if when is not None and (meta.time_unknown or meta.occurred_at <= when):
                 hits.add((kind, bidx))
         if not hits:
             return

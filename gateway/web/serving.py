@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 from typing import Any, Final
 
 from gunicorn import glogging, util
@@ -47,40 +46,27 @@ def scrub(text: str) -> str:
     return guard.redact(text)
 
 
+class _Scrubbing(logging.Filter):
+    """Scrub every record of gunicorn's error log, at every level, before a handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Render the message once, scrubbed; scrub a traceback too (it can quote a request)."""
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
 class Logger(glogging.Logger):  # type: ignore[misc]
-    """gunicorn's logger: error-log lines redacted, access-log methods checked."""
+    """gunicorn's logger: error-log lines scrubbed, access-log methods checked."""
 
-    def log(self, lvl: Any, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log one error-log line with card data redacted (every level comes here)."""
-        if isinstance(lvl, str):
-            lvl = self.LOG_LEVELS.get(lvl.lower(), logging.INFO)
-        text = str(msg) % args if args else str(msg)
-        self.error_log.log(lvl, scrub(text), **kwargs)
-
-    def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at CRITICAL, redacted."""
-        self.log(logging.CRITICAL, msg, *args, **kwargs)
-
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at ERROR, redacted."""
-        self.log(logging.ERROR, msg, *args, **kwargs)
-
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at WARNING, redacted."""
-        self.log(logging.WARNING, msg, *args, **kwargs)
-
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at INFO, redacted."""
-        self.log(logging.INFO, msg, *args, **kwargs)
-
-    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at DEBUG, redacted."""
-        self.log(logging.DEBUG, msg, *args, **kwargs)
-
-    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        """Log at ERROR with the traceback, redacted (a traceback can quote a request)."""
-        text = str(msg) % args if args else str(msg)
-        self.error_log.error("%s\n%s", scrub(text), scrub(traceback.format_exc()))
+    def setup(self, cfg: Any) -> None:
+        """Set gunicorn's handlers up, then scrub everything its error log takes."""
+        super().setup(cfg)
+        if not any(isinstance(f, _Scrubbing) for f in self.error_log.filters):
+            self.error_log.addFilter(_Scrubbing())
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """Return the access-log atoms with the method checked and request values removed."""
