@@ -34,6 +34,8 @@ for _name in [
 _EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="paysieve-test-config-")) / "empty.toml"
 _EMPTY_CONFIG.write_text("# tests configure everything through create_app(test_config)\n")
 os.environ["PAYSIEVE_CONFIG"] = str(_EMPTY_CONFIG)
+# Relative paths are read against the home: never the checkout the suite runs from.
+os.environ["PAYSIEVE_HOME"] = str(_EMPTY_CONFIG.parent)
 
 
 @pytest.fixture(scope="session")

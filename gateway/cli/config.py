@@ -22,7 +22,7 @@ from gateway.config.settings import (
 from gateway.core.errors import ConfigurationError
 
 # Settings fields that are not settings an operator sets.
-_NOT_SHOWN = frozenset({"endpoints", "source", "origins"})
+_NOT_SHOWN = frozenset({"endpoints", "source", "home", "origins"})
 
 
 @click.group()
@@ -36,6 +36,7 @@ def config_check() -> None:
     # A configuration that does not load is the group's one-line error (exit 1).
     settings = load_settings()
     click.echo(f"Configuration: {settings.source}")
+    click.echo(f"Home: {_home(settings)}")
     for line in _table(list(_rows(settings))):
         click.echo(line)
     problems = list(_problems(settings))
@@ -45,6 +46,14 @@ def config_check() -> None:
             click.echo(f"FAIL {problem}", err=True)
         sys.exit(1)
     click.echo("OK: the configuration is valid and the database is reachable and migrated.")
+
+
+def _home(settings: Settings) -> str:
+    """Say where relative paths are read against, and why there."""
+    if not settings.home:
+        return "none (set PAYSIEVE_HOME, or give every path absolute)"
+    origin = "PAYSIEVE_HOME" if settings.origins.get("home") else "the checkout"
+    return f"{settings.home} (from {origin})"
 
 
 def _rows(settings: Settings) -> Iterator[tuple[str, str, str]]:

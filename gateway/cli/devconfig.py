@@ -9,12 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from adapters.registry import adapter_classes
-from gateway.config.settings import DEV_CONFIG_PATH, ENVIRONMENT, Settings, config_path
+from gateway.config.settings import (
+    DEV_CONFIG_PATH,
+    ENVIRONMENT,
+    Settings,
+    config_path,
+    dev_config_path,
+)
 from gateway.core.crypto import generate_key
 
-# The database the trial writes into its configuration, and the only one `serve` migrates
-# unasked (gateway.cli.serve).
+# The database the trial writes into its configuration (relative: read against the home),
+# and the only one `serve` migrates unasked (gateway.cli.serve).
 DEV_DATABASE_URL = f"sqlite:///{DEV_CONFIG_PATH.parent.as_posix()}/paysieve.db"
+
+
+def is_dev_database(settings: Settings) -> bool:
+    """Return whether the settings name the trial's own database in the trial's home."""
+    if not settings.home:
+        return False
+    own = Path(settings.home) / DEV_CONFIG_PATH.parent / "paysieve.db"
+    return settings.database_url == f"sqlite:///{own}"
+
 
 HEADER = """\
 # Local development configuration, made by `paysieve serve` because no
@@ -38,20 +53,23 @@ def ensure_dev_config(environ: Mapping[str, str] | None = None) -> str | None:
     Returns what was done, for the command line to print, or None.
     """
     environ = os.environ if environ is None else environ
+    dev = dev_config_path(environ)
+    if dev is None:
+        return None
     if needs_dev_config(environ):
-        path = DEV_CONFIG_PATH
+        path = dev
         added = write_config(path, database_url=DEV_DATABASE_URL)
         return (
             f"No configuration found: wrote a development configuration to {path} with freshly "
             f"generated secrets for {', '.join(added)} (never deploy it)."
         )
-    if config_path(environ) == DEV_CONFIG_PATH:
-        keyed = _add_missing_keys(DEV_CONFIG_PATH)
-        added = _add_missing_providers(DEV_CONFIG_PATH)
+    if config_path(environ) == dev:
+        keyed = _add_missing_keys(dev)
+        added = _add_missing_providers(dev)
         if keyed:
             added.append("encryption at rest")
         if added:
-            return f"Added development endpoints for {', '.join(added)} to {DEV_CONFIG_PATH}."
+            return f"Added development endpoints for {', '.join(added)} to {dev}."
     return None
 
 

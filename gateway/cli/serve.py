@@ -8,7 +8,7 @@ import click
 
 from gateway.cli import devconfig
 from gateway.cli.common import cli_settings, ensure_dev_config, safe_url
-from gateway.config.settings import DEV_CONFIG_PATH, Settings
+from gateway.config.settings import Settings, dev_config_path
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
 
@@ -73,10 +73,8 @@ def _check_schema(settings: Settings) -> None:
         if current == head:
             return
         # Only the trial's own database: never one the development file was edited to name.
-        if (
-            settings.source == str(DEV_CONFIG_PATH)
-            and settings.database_url == devconfig.DEV_DATABASE_URL
-        ):
+        dev = dev_config_path()
+        if dev is not None and settings.source == str(dev) and devconfig.is_dev_database(settings):
             migrate.upgrade(engine)
             click.echo(f"Migrated the development database to {head}")
             return

@@ -17,8 +17,17 @@ from typing import Any
 
 from gateway.core.errors import ConfigurationError
 
+# Relative to the paysieve home (``home_dir``), never to the working directory.
 DEFAULT_CONFIG_PATH = Path("config/paysieve.toml")
 DEV_CONFIG_PATH = Path("var/paysieve.dev.toml")
+# The default SQLite database's directory, made on first use (gateway.storage.engine), as
+# `make run` and the zero-configuration trial expect.
+DEFAULT_SQLITE_DIR = Path("var")
+
+# The source checkout this code runs from (an editable install or `make` in a clone): the
+# home when PAYSIEVE_HOME is unset. An installed wheel has none.
+_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = _ROOT if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "gateway").is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Settings:
     metrics_multiproc_dir: str = ""
     endpoints: tuple[EndpointConfig, ...] = ()
     source: str = "defaults"
+    # The directory relative paths are read against (home_dir); empty when there is none.
+    home: str = ""
     # Where each top-level setting and endpoint option came from: "file", "environment" or
     # "override" (absent: the default). Endpoint options are keyed "provider.name.option".
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -153,8 +164,15 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
 # PAYSIEVE_* variables that are not settings: PAYSIEVE_CONFIG names the file; the test
 # suite (tests/conftest.py) and the benchmark (bench/run.py) read their own database URL.
 NOT_SETTINGS = frozenset(
-    {"PAYSIEVE_CONFIG", "PAYSIEVE_TEST_DATABASE_URL", "PAYSIEVE_BENCH_POSTGRES_URL"}
+    {
+        "PAYSIEVE_CONFIG",
+        "PAYSIEVE_HOME",
+        "PAYSIEVE_TEST_DATABASE_URL",
+        "PAYSIEVE_BENCH_POSTGRES_URL",
+    }
 )
+# Endpoint options that name files: a relative one is read against the home.
+PATH_OPTIONS = frozenset({"trust_roots", "cert_cache_dir", "dev_signing_key"})
 
 # The built-in providers and the options each endpoint table may set. The adapters read
 # them (adapters/<provider>); tests/config/test_settings.py holds this table to the registry.
@@ -226,23 +244,61 @@ def _configured_by_environment(environ: Mapping[str, str]) -> bool:
     return any(environ.get(name) for name in ENVIRONMENT if name.startswith("PAYSIEVE_"))
 
 
+def home_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return the paysieve home: PAYSIEVE_HOME, else the checkout the code runs from.
+
+    The default files (config/paysieve.toml, var/paysieve.dev.toml, var/paysieve.db) and
+    every relative path in the settings are found there, whatever the working directory.
+    """
+    environ = os.environ if environ is None else environ
+    named = environ.get("PAYSIEVE_HOME")
+    if not named:
+        return CHECKOUT
+    path = Path(named).expanduser()
+    if not path.is_absolute():
+        raise ConfigurationError(
+            f"PAYSIEVE_HOME must be an absolute path, not {named!r}; write it as /path/to/home"
+        )
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"PAYSIEVE_HOME names a missing directory: {path}; create it or fix the path"
+        )
+    return path
+
+
+def dev_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return where the zero-configuration trial keeps its file, if there is a home."""
+    home = home_dir(environ)
+    return None if home is None else home / DEV_CONFIG_PATH
+
+
+def default_sqlite_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return the default database's directory, the only one paysieve creates itself."""
+    home = home_dir(environ)
+    return None if home is None else home / DEFAULT_SQLITE_DIR
+
+
 def config_path(environ: Mapping[str, str]) -> Path | None:
     """Return the configuration file to read, if any exists."""
     named = environ.get("PAYSIEVE_CONFIG")
     if named:
-        path = Path(named)
+        path = Path(named).expanduser()
         if not path.is_file():
             raise ConfigurationError(
                 f"PAYSIEVE_CONFIG names a missing file: {path}; fix the path or unset it"
             )
-        return path
-    if DEFAULT_CONFIG_PATH.is_file():
-        return DEFAULT_CONFIG_PATH
+        return path.absolute()
+    home = home_dir(environ)
+    if home is None:
+        return None
+    if (home / DEFAULT_CONFIG_PATH).is_file():
+        return home / DEFAULT_CONFIG_PATH
     # Made by `paysieve serve` for a zero-configuration trial (gateway.cli.devconfig). Never
     # merged into a configuration given by PAYSIEVE_* variables: its generated secrets and
     # its database would otherwise mix silently with the operator's.
-    if DEV_CONFIG_PATH.is_file() and not _configured_by_environment(environ):
-        return DEV_CONFIG_PATH
+    dev = home / DEV_CONFIG_PATH
+    if dev.is_file() and not _configured_by_environment(environ):
+        return dev
     return None
 
 
@@ -286,13 +342,54 @@ def load_settings(
             top[key] = value
             origins[key] = "override"
 
+    home = home_dir(environ)
+    if environ.get("PAYSIEVE_HOME"):
+        origins["home"] = "environment"
     settings = Settings(
         **{k: top[k] for k in top if k in _TOP_LEVEL},
         endpoints=tuple(_endpoint(p, n, opts) for (p, n), opts in sorted(endpoints.items())),
         source=source,
+        home="" if home is None else str(home),
         origins=origins,
     )
-    return _validated(settings)
+    return _validated(_anchored(settings, home))
+
+
+def _anchored(settings: Settings, home: Path | None) -> Settings:
+    """Return the settings with every relative path read against the home, never the cwd."""
+
+    def anchor(path: str, where: str) -> str:
+        if Path(path).is_absolute():
+            return path
+        if home is None:
+            raise ConfigurationError(
+                f"{where}: the relative path {path} needs a home to be read against; set"
+                " PAYSIEVE_HOME to an absolute directory, or give an absolute path"
+            )
+        return str(home / path)
+
+    changes: dict[str, Any] = {}
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        database, _, query = url.removeprefix("sqlite:///").partition("?")
+        if database and database != ":memory:" and not database.startswith("file:"):
+            where = setting_name(settings, "database_url")
+            changes["database_url"] = (
+                "sqlite:///" + anchor(database, where) + (f"?{query}" if query else "")
+            )
+    if settings.data_keys_file:
+        where = setting_name(settings, "data_keys_file")
+        changes["data_keys_file"] = anchor(settings.data_keys_file, where)
+    endpoints = []
+    for endpoint in settings.endpoints:
+        options = dict(endpoint.options)
+        for option in PATH_OPTIONS & options.keys():
+            value = options[option]
+            if isinstance(value, str) and value and value != "certifi":
+                where = f"{option} of {endpoint.provider} endpoint {endpoint.name!r}"
+                options[option] = anchor(value, where)
+        endpoints.append(replace(endpoint, options=options))
+    return replace(settings, **changes, endpoints=tuple(endpoints))
 
 
 def _read_toml(
@@ -417,11 +514,6 @@ def _validated(settings: Settings) -> Settings:
     return replace(settings)
 
 
-# The default SQLite path, relative to the working directory: its var/ directory is made on
-# first use (gateway.storage.engine), as `make run` and the zero-configuration trial expect.
-DEFAULT_SQLITE_DIR = Path("var")
-
-
 def _check_database_url(settings: Settings) -> None:
     """Refuse a database URL paysieve cannot use, before anything connects."""
     from sqlalchemy.engine import make_url
@@ -444,7 +536,8 @@ def _check_database_url(settings: Settings) -> None:
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             directory = Path(database).parent
-            if directory != DEFAULT_SQLITE_DIR and not directory.is_dir():
+            default = Path(settings.home) / DEFAULT_SQLITE_DIR if settings.home else None
+            if directory != default and not directory.is_dir():
                 raise ConfigurationError(
                     f"{where}: the SQLite database's directory {directory} does not exist;"
                     " create it (or fix the path): paysieve never starts an empty database"

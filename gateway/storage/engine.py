@@ -15,6 +15,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from gateway.config.settings import default_sqlite_dir
 from gateway.core.errors import CardDataRefused, ConfigurationError, StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 2.0
@@ -57,14 +58,14 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 def _create_private(path: Path) -> None:
     """Create an empty SQLite file readable by its owner only, in a directory that exists.
 
-    Only the default relative var/ directory (``sqlite:///var/paysieve.db``, the trial's and
-    ``make run``'s) is made here; any other missing directory is a configuration error, not
-    a new empty database somewhere the operator did not mean.
+    Only the default var/ directory of the paysieve home (``sqlite:///var/paysieve.db``, the
+    trial's and ``make run``'s) is made here; any other missing directory is a configuration
+    error, not a new empty database somewhere the operator did not mean.
     """
     if path.exists():
         return
     if not path.parent.is_dir():
-        if path.parent != Path("var"):
+        if path.parent != default_sqlite_dir():
             raise ConfigurationError(
                 f"the SQLite database's directory {path.parent} does not exist; create it"
                 " or fix PAYSIEVE_DATABASE_URL"

@@ -104,9 +104,9 @@ def test_fresh_database_migrates_to_head(tmp_path: Path) -> None:
 def test_trial_serve_does_not_migrate_a_database_it_did_not_create(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYSIEVE_HOME", str(tmp_path))
     monkeypatch.delenv("PAYSIEVE_CONFIG")
-    devconfig.ensure_dev_config({})
+    devconfig.ensure_dev_config()
     dev = tmp_path / "var" / "paysieve.dev.toml"
     other = tmp_path / "other.db"
     text = dev.read_text().replace("sqlite:///var/paysieve.db", f"sqlite:///{other}")
@@ -122,7 +122,7 @@ def test_trial_serve_migrates_its_own_database(
 ) -> None:
     import socket
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYSIEVE_HOME", str(tmp_path))
     monkeypatch.delenv("PAYSIEVE_CONFIG")
     with socket.socket() as taken:
         # The port is taken so serve stops right after the schema step.

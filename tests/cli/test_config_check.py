@@ -103,3 +103,32 @@ def test_missing_keys_fail_the_check(tmp_path: Path, database_url: str) -> None:
     )
     assert result.exit_code == 1
     assert "FAIL configuration: no data encryption key" in result.stderr
+
+
+def test_every_working_directory_finds_the_same_configuration(
+    tmp_path: Path, database_url: str, engine: Engine
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    devconfig.write_config(home / "config" / "paysieve.toml", database_url=database_url)
+    env = {k: v for k, v in os.environ.items() if k != "PAYSIEVE_CONFIG"}
+    env["PAYSIEVE_HOME"] = str(home)
+    outputs = []
+    for cwd in (tmp_path, home / "config", Path("/")):
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "paysieve"), "config", "check"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert f"Configuration: {home / 'config' / 'paysieve.toml'}" in outputs[0]
+    assert f"Home: {home} (from PAYSIEVE_HOME)" in outputs[0]
+    assert outputs[0] == outputs[1] == outputs[2]

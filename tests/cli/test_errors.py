@@ -147,13 +147,14 @@ def test_key_id_the_database_has_but_the_configuration_lacks_is_one_line(
 
 
 def test_the_shipped_example_config_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     example = str(ROOT / "config" / "paysieve.example.toml")
-    monkeypatch.chdir(tmp_path)
-    upgraded = CliRunner().invoke(main, ["db", "upgrade"], env={"PAYSIEVE_CONFIG": example})
+    env = {"PAYSIEVE_CONFIG": example, "PAYSIEVE_HOME": str(tmp_path)}
+    upgraded = CliRunner().invoke(main, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
-    result = CliRunner().invoke(main, ["serve", "--port", "9"], env={"PAYSIEVE_CONFIG": example})
+    assert (tmp_path / "var" / "paysieve.db").is_file()
+    result = CliRunner().invoke(main, ["serve", "--port", "9"], env=env)
     assert_one_line(result, "no data encryption key")
     assert "Listening on" not in result.output
 

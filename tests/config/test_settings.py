@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.settings import load_settings
+from gateway.config.settings import CHECKOUT, load_settings
 from gateway.core.errors import ConfigurationError
 
 
@@ -17,7 +17,8 @@ def write(path: Path, text: str) -> dict[str, str]:
 
 def test_defaults_have_no_endpoint_and_no_secret(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path / "c.toml", ""))
-    assert settings.database_url == "sqlite:///var/paysieve.db"
+    # The home of a checkout is the checkout, whatever the working directory.
+    assert settings.database_url == f"sqlite:///{CHECKOUT}/var/paysieve.db"
     assert settings.tolerance_seconds == 300
     assert settings.max_body_bytes == 1_048_576
     assert settings.endpoints == ()
@@ -46,7 +47,7 @@ def test_file_then_environment(tmp_path: Path) -> None:
 def test_overrides_win(tmp_path: Path) -> None:
     environ = write(tmp_path / "c.toml", "") | {"PAYSIEVE_DATABASE_URL": "sqlite:///env.db"}
     settings = load_settings(environ, {"database_url": "sqlite:///override.db"})
-    assert settings.database_url == "sqlite:///override.db"
+    assert settings.database_url == f"sqlite:///{CHECKOUT}/override.db"
 
 
 @pytest.mark.parametrize(
@@ -237,16 +238,14 @@ def test_sqlite_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_dev_config_is_never_merged_into_an_environment_configuration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_dev_config_is_never_merged_into_an_environment_configuration(tmp_path: Path) -> None:
+    home = {"PAYSIEVE_HOME": str(tmp_path)}
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "paysieve.dev.toml").write_text(
         '[[endpoints]]\nprovider = "stripe"\nwebhook_secrets = ["whsec_dev"]\n'
     )
-    assert load_settings({}).source == "var/paysieve.dev.toml"
-    settings = load_settings({"PAYSIEVE_DATABASE_URL": "sqlite:///prod.db"})
+    assert load_settings(home).source == str(tmp_path / "var" / "paysieve.dev.toml")
+    settings = load_settings(home | {"PAYSIEVE_DATABASE_URL": "sqlite:///prod.db"})
     assert settings.source == "defaults"
     assert settings.endpoints == ()
 
@@ -275,3 +274,68 @@ def test_origins_say_where_each_value_came_from(tmp_path: Path) -> None:
 def test_wrongly_typed_file_values_are_refused(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings(write(tmp_path / "c.toml", line + "\n"))
+
+
+def test_the_home_holds_the_default_files_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "paysieve.toml").write_text(
+        'database_url = "sqlite:///data/paysieve.db"\ndata_keys_file = "keys/data"\n'
+        '[[endpoints]]\nprovider = "paypal"\nwebhook_id = "W"\nverify = "cert"\n'
+        'trust_roots = "pki/roots.pem"\n'
+    )
+    (home / "data").mkdir()
+    for cwd in (tmp_path, home / "config"):
+        monkeypatch.chdir(cwd)
+        settings = load_settings({"PAYSIEVE_HOME": str(home)})
+        assert settings.source == str(home / "config" / "paysieve.toml")
+        assert settings.home == str(home)
+        assert settings.database_url == f"sqlite:///{home}/data/paysieve.db"
+        assert settings.data_keys_file == str(home / "keys" / "data")
+        paypal = settings.endpoint("paypal", "default")
+        assert paypal is not None and paypal.options["trust_roots"] == str(home / "pki/roots.pem")
+
+
+def test_a_relative_path_from_the_environment_is_read_against_the_home(tmp_path: Path) -> None:
+    environ = {"PAYSIEVE_HOME": str(tmp_path), "PAYSIEVE_DATABASE_URL": "sqlite:///var/x.db"}
+    assert load_settings(environ).database_url == f"sqlite:///{tmp_path}/var/x.db"
+    # The default database's own directory is made on first use; no other is.
+    assert not (tmp_path / "var").exists()
+    environ["PAYSIEVE_DATABASE_URL"] = "sqlite:///elsewhere/x.db"
+    with pytest.raises(ConfigurationError, match="PAYSIEVE_DATABASE_URL: the SQLite database's"):
+        load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("home", "message"),
+    [
+        ("relative/home", "PAYSIEVE_HOME must be an absolute path"),
+        ("/nonexistent/paysieve-home", "PAYSIEVE_HOME names a missing directory"),
+    ],
+)
+def test_a_bad_home_is_refused(home: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings({"PAYSIEVE_HOME": home})
+
+
+def test_without_a_home_a_relative_path_says_how_to_give_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import gateway.config.settings as module
+
+    # An installed wheel: no checkout around the code, and PAYSIEVE_HOME unset.
+    monkeypatch.setattr(module, "CHECKOUT", None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "paysieve.toml").write_text('tolerance_seconds = "x"\n')
+    # The working directory's files are never read...
+    with pytest.raises(
+        ConfigurationError, match="DATABASE_URL: the relative path var/paysieve.db needs a home"
+    ):
+        load_settings({})
+    # ...and an absolute configuration needs no home at all.
+    absolute = {"PAYSIEVE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    settings = load_settings(absolute)
+    assert settings.home == "" and settings.source == "defaults"

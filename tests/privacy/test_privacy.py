@@ -394,14 +394,14 @@ def test_dev_config_carries_fresh_keys(tmp_path: Any, monkeypatch: pytest.Monkey
     from gateway.config.settings import load_settings
     from gateway.core.crypto import cipher_from_settings
 
-    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PAYSIEVE_CONFIG", raising=False)
+    home = {"PAYSIEVE_HOME": str(tmp_path)}
     path = tmp_path / "var" / "paysieve.dev.toml"
     path.parent.mkdir()
     # A development configuration written before encryption at rest gains keys.
     path.write_text('[[endpoints]]\nprovider = "stripe"\nwebhook_secrets = ["whsec_kept"]\n')
-    devconfig.ensure_dev_config({})
-    settings = load_settings({})
+    devconfig.ensure_dev_config(home)
+    settings = load_settings(home)
     cipher = cipher_from_settings(settings.data_keys, "", settings.index_key)
     assert cipher.open(cipher.seal("cus_x", b"ad"), b"ad") == "cus_x"
     stripe = settings.endpoint("stripe", "default")
