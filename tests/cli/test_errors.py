@@ -207,3 +207,9 @@ def test_mismatched_data_keys_are_one_line(
 ) -> None:
     result = run(COMMANDS[command], {"PAYSIEVE_DATABASE_URL": database_url, **keys})
     assert_one_line(result, expected)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_missing_home_is_one_line_in_every_command(command: str, tmp_path: Path) -> None:
+    result = run(COMMANDS[command], keyed(PAYSIEVE_HOME=str(tmp_path / "gone")))
+    assert_one_line(result, "PAYSIEVE_HOME names a missing directory", "create it or fix the path")
