@@ -41,7 +41,8 @@ def _positive(name: str) -> int | None:
 # Sync would also do: a delivery is a few milliseconds of CPU around one database round
 # trip. gthread keeps the load balancer's idle connections open without tying up a
 # worker each (sync closes every connection), and delivered about twice as many per
-# second on 2 cores, on PostgreSQL and SQLite (README.md: "Choosing the worker class").
+# second on 2 cores, on PostgreSQL and SQLite (docs/operators/gunicorn.md: "Choosing the
+# worker class").
 worker_class = "gthread"
 threads = _positive("GUNICORN_THREADS") or 4
 workers = _positive("GUNICORN_WORKERS") or _positive("WEB_CONCURRENCY") or min(2 * _cores() + 1, 12)

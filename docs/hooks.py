@@ -1,6 +1,8 @@
 """MkDocs hooks: render the configuration and API references from the code at build time.
 
-A page holding ``<!-- paysieve:settings-reference -->`` gets the settings table of
+A page holding ``<!-- paysieve:settings-reference -->`` (up to an optional
+``<!-- /paysieve:settings-reference -->``: what stands between is for readers of the
+Markdown source) gets the settings table of
 ``gateway.config.settings`` (names, defaults, environment variables, endpoint options);
 one holding ``<!-- paysieve:api-reference -->`` gets the OpenAPI document of
 ``gateway.api.openapi.build_spec()``. Nothing is fetched: both come from the installed
@@ -505,12 +507,20 @@ def _operation_anchor(path: str, method: str, operation: Mapping[str, Any]) -> s
     return "op-" + "".join(c if c.isalnum() else "-" for c in str(ident).lower()).strip("-")
 
 
+def _fill(markdown: str, marker: str, render: Callable[[], str]) -> str:
+    """Replace a marker, and what stands between it and its end marker, with a rendering."""
+    start = markdown.find(marker)
+    if start < 0:
+        return markdown
+    end_marker = marker.replace("<!-- paysieve:", "<!-- /paysieve:")
+    end = markdown.find(end_marker, start)
+    end = start + len(marker) if end < 0 else end + len(end_marker)
+    return markdown[:start] + render() + markdown[end:]
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Replace the reference markers with the references rendered from the code."""
-    if SETTINGS_MARKER in markdown:
-        markdown = markdown.replace(SETTINGS_MARKER, settings_reference())
-    if API_MARKER in markdown:
-        from gateway.api.openapi import build_spec
+    from gateway.api.openapi import build_spec
 
-        markdown = markdown.replace(API_MARKER, api_reference(build_spec()))
-    return markdown
+    markdown = _fill(markdown, SETTINGS_MARKER, settings_reference)
+    return _fill(markdown, API_MARKER, lambda: api_reference(build_spec()))

@@ -510,7 +510,7 @@ class PayPalAdapter(Adapter):
         return (
             "set PAYSIEVE_PAYPAL_WEBHOOK_ID and either PAYSIEVE_PAYPAL_CLIENT_ID + "
             "PAYSIEVE_PAYPAL_CLIENT_SECRET (verify = api) or PAYSIEVE_PAYPAL_VERIFY=cert with "
-            "PAYSIEVE_PAYPAL_TRUST_ROOTS (see the PayPal section of README.md) to enable PayPal"
+            "PAYSIEVE_PAYPAL_TRUST_ROOTS (see docs/providers/paypal.md) to enable PayPal"
         )
 
     def verifier(self, endpoint: EndpointConfig) -> ApiVerifier | CertVerifier:
