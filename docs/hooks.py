@@ -453,6 +453,7 @@ def api_reference(document: Mapping[str, Any]) -> str:
                 "| --- | --- | --- | --- | --- | --- |",
             ]
             for parameter in parameters:
+                parameter = _resolve(document, parameter)
                 schema = parameter.get("schema", {})
                 out.append(
                     f"| {_code(parameter.get('name', '?'))} | {parameter.get('in', '')} | "
@@ -469,8 +470,7 @@ def api_reference(document: Mapping[str, Any]) -> str:
             ]
         out += ["| status | description | body | headers |", "| --- | --- | --- | --- |"]
         for status, response in operation.get("responses", {}).items():
-            if "$ref" in response:
-                response = document["components"]["responses"][_ref_name(response["$ref"])]
+            response = _resolve(document, response)
             headers = ", ".join(_code(h) for h in response.get("headers", {}))
             out.append(
                 f"| {status} | {_text(response.get('description', ''))} | "
@@ -500,6 +500,17 @@ def api_reference(document: Mapping[str, Any]) -> str:
             )
     out.append("")
     return "\n".join(out)
+
+
+def _resolve(document: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return what a local ``$ref`` (``#/components/...``) points at, or the item itself."""
+    ref = item.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return item
+    target: Any = document
+    for part in ref[2:].split("/"):
+        target = target[part.replace("~1", "/").replace("~0", "~")]
+    return _resolve(document, target)
 
 
 def _operation_anchor(path: str, method: str, operation: Mapping[str, Any]) -> str:

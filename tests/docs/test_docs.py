@@ -95,7 +95,7 @@ def test_api_reference_lists_every_route_parameter_answer_and_schema(hooks: Modu
     page = hooks.api_reference(document)
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            if method == "parameters":
+            if method not in hooks._METHODS:
                 continue
             section = _section(page, f"### `{method.upper()} {path}`")
             for parameter in [*item.get("parameters", []), *operation.get("parameters", [])]:
@@ -113,9 +113,16 @@ def test_api_reference_renders_scopes_bodies_and_markdown_safely(hooks: ModuleTy
         "openapi": "3.0.3",
         "info": {"title": "t", "version": "1", "description": "Send `Bearer <key>` | <b>"},
         "security": [{"bearerAuth": []}],
+        "components": {
+            "parameters": {"Customer": {"in": "path", "name": "customer", "required": True}},
+            "responses": {"Forbidden": {"description": "the key lacks the scope"}},
+        },
         "paths": {
             "/v1/customers/{provider}/{customer}": {
-                "parameters": [{"in": "path", "name": "provider", "required": True}],
+                "parameters": [
+                    {"in": "path", "name": "provider", "required": True},
+                    {"$ref": "#/components/parameters/Customer"},
+                ],
                 "delete": {
                     "summary": "Erase a customer",
                     "x-scopes": ["customers:erase"],
@@ -126,7 +133,10 @@ def test_api_reference_renders_scopes_bodies_and_markdown_safely(hooks: ModuleTy
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/x/Body"}}},
                     },
-                    "responses": {"200": {"description": "the counts"}},
+                    "responses": {
+                        "200": {"description": "the counts"},
+                        "403": {"$ref": "#/components/responses/Forbidden"},
+                    },
                 },
             },
             "/healthz": {"get": {"security": [], "responses": {"200": {"description": "up"}}}},
@@ -142,6 +152,8 @@ def test_api_reference_renders_scopes_bodies_and_markdown_safely(hooks: ModuleTy
     assert "`Bearer <key>` &#124; &lt;b&gt;" in page
     assert "Scopes: `customers:erase`." in _section(page, "### `DELETE /v1/customers/")
     assert "| `provider` | path | yes |" in page
+    assert "| `customer` | path | yes |" in page
+    assert "| 403 | the key lacks the scope |" in page
     assert "pattern `^(a|b)$`" in page
     assert "Request body (required): `application/json`: [Body](#schema-body)" in page
     assert "Scopes: none: no API key." in page
