@@ -217,3 +217,12 @@ def test_the_documents_agree_on_which_scope_exports_and_erases() -> None:
         for sentence in re.split(r"(?<=\.)\s", prose):
             if "export" in sentence.lower() and "customers:erase" in sentence:
                 assert "records:read" in sentence, f"{page.name}: {sentence}"
+
+
+def test_every_link_of_the_readme_reaches_a_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    assert any(link.startswith("docs/") for link in links)
+    for link in links:
+        if "://" not in link:
+            assert (ROOT / link).is_file(), link
