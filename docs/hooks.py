@@ -31,7 +31,7 @@ SETTING_TEXT: dict[str, str] = {
         "Where sanitised records live: SQLite (embedded, WAL) or PostgreSQL as "
         "`postgresql+psycopg://user@host:5432/db`. `postgres://`, `postgresql://`, "
         "`postgresql+psycopg2://` and `mysql://` are refused with the fix. A relative SQLite "
-        "path is from the working directory; a SQLite path whose directory does not exist "
+        "path is read against the paysieve home; a SQLite path whose directory does not exist "
         "is an error (only the default's `var/` is made on first use)."
     ),
     "tolerance_seconds": (
@@ -145,6 +145,11 @@ OTHER_VARIABLE_TEXT: dict[str, str] = {
     "PAYSIEVE_CONFIG": (
         "The TOML file to read instead of `config/paysieve.toml`; a missing file is an error."
     ),
+    "PAYSIEVE_HOME": (
+        "The paysieve home: an absolute directory holding `config/paysieve.toml`, "
+        "`var/paysieve.dev.toml` and the default database, against which every relative "
+        "path is read. Unset: the checkout paysieve runs from (an installed wheel has none)."
+    ),
     "PAYSIEVE_TEST_DATABASE_URL": (
         "The test suite's PostgreSQL server (a private database is made on it per run); "
         "unset, the suite uses a temporary SQLite file."
@@ -152,7 +157,7 @@ OTHER_VARIABLE_TEXT: dict[str, str] = {
     "PAYSIEVE_BENCH_POSTGRES_URL": "The PostgreSQL server `make bench` measures against.",
 }
 
-_NOT_FILE_SETTINGS = frozenset({"endpoints", "source", "origins"})
+_NOT_FILE_SETTINGS = frozenset({"endpoints", "source", "home", "origins"})
 
 
 class DocsReferenceError(PluginError):
