@@ -16,9 +16,12 @@ from contextlib import contextmanager
 
 from alembic import command, op
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select
+
+# Alembic's default version table, which env.py does not rename.
+VERSION_TABLE = "alembic_version"
+_version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True))
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -102,5 +105,13 @@ def head_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     """Return the revision the database is at, or None before the first migration."""
+    # Read from Alembic's version table directly: MigrationContext.configure logs two INFO
+    # lines per call, which /readyz would repeat on every probe.
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        versions = conn.execute(select(_version.c.version_num)).scalars().all()
+    if len(versions) > 1:
+        # One linear history: Alembic refuses a current revision of several heads too.
+        raise RuntimeError(f"the database is at {len(versions)} revisions: {sorted(versions)}")
+    return versions[0] if versions else None

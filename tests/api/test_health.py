@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -57,3 +58,14 @@ def test_not_ready_while_sqlite_is_locked(
     assert locked.status_code == 503
     assert locked.get_json()["checks"] == {"storage": "unreachable"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_readiness_logs_nothing_from_alembic(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A probe every few seconds must not write "Context impl ..." lines each time.
+    health.head_revision.cache_clear()
+    caplog.set_level(logging.DEBUG)
+    for _ in range(2):
+        assert client.get("/readyz").status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
