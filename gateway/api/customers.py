@@ -9,7 +9,7 @@ from typing import Any, Final
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from adapters.registry import adapter_classes
-from gateway.api import auth, keys
+from gateway.api import auth, keys, records
 from gateway.api.keys import ApiKey
 from gateway.api.schemas import ID_PATTERN, PROVIDER_PATTERN
 from gateway.audit import audit_log
@@ -68,6 +68,7 @@ def export_customer(key: ApiKey, provider: str, customer: str) -> tuple[dict[str
         _store(),
         provider=provider,
         customer=customer,
+        serialize=records.serve_record,
         accounts=_accounts(key),
         actor=key.prefix,
         route=_rule(),

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from flask import Blueprint
 from marshmallow import Schema
-from sqlalchemy import Table, and_, func, literal_column, select
+from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.api.answers import load_query
@@ -37,10 +37,10 @@ from gateway.core import guard
 from gateway.core.crypto import SEALED, Cipher, bidx_column
 from gateway.core.errors import BadRequest, NotFound
 from gateway.core.records import RECORD_TYPES
+from gateway.storage.joined import open_transaction, transactions_with_methods
 from gateway.storage.tables import (
     event_objects,
     events,
-    field_columns,
     payment_methods,
     subscriptions,
     transactions,
@@ -98,8 +98,16 @@ COLLECTIONS: Final = (
     ),
 )
 
-# Served besides the allowlisted fields; pk and last_event_at stay inside.
-SERVED_BOOKKEEPING: Final = ("provider", "account", "created_at", "updated_at", "last_event_id")
+_ITEMS: Final = {collection.record_type: collection.item for collection in COLLECTIONS}
+
+
+def serve_record(record_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a record's served form; the dump schema drops every undeclared column.
+
+    The one serializer of records: the record lists, the single reads and the export.
+    """
+    dumped: dict[str, Any] = _ITEMS[record_type]().dump(values)
+    return dumped
 
 
 def _equals(table: Table, column: str, value: str) -> ColumnElement[bool]:
@@ -120,44 +128,19 @@ def _visible(table: Table, key: ApiKey) -> list[ColumnElement[bool]]:
 # ------------------------------------------------------------------ record queries
 
 
-_PM_FIELDS: Final = (*SERVED_BOOKKEEPING, *field_columns("payment_method"))
-
-
 def _select(collection: Collection) -> Any:
     """Return the select of a collection's rows (transactions with their payment method)."""
     if collection.record_type != "transaction":
         return select(collection.table)
-    pm = payment_methods
-    # Tokens are sealed with random nonces: they join on their blind indexes.
-    joined = transactions.outerjoin(
-        pm,
-        and_(
-            pm.c.provider == transactions.c.provider,
-            pm.c.account == transactions.c.account,
-            pm.c.token_bidx == transactions.c.payment_method_bidx,
-        ),
-    )
-    return select(transactions, *[c.label(f"pm_{c.name}") for c in pm.columns]).select_from(joined)
+    return transactions_with_methods()
 
 
 def _record(collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the served form of a row; the dump schema drops every undeclared column."""
+    """Return the served form of a row."""
     cipher = current_store().cipher
-    values = cipher.open_row(collection.table.name, row)
     if collection.record_type == "transaction":
-        token = values.get("payment_method")
-        if values.get("pm_pk") is not None:
-            method = {c.name: values[f"pm_{c.name}"] for c in payment_methods.columns}
-            values["payment_method"] = cipher.open_row(payment_methods.name, method)
-        elif token is not None:
-            # The transaction's event named the token before the method's own event arrived.
-            values["payment_method"] = dict.fromkeys(_PM_FIELDS) | {
-                "token": token,
-                "provider": values["provider"],
-                "account": values["account"],
-            }
-    dumped: dict[str, Any] = collection.item().dump(values)
-    return dumped
+        return serve_record("transaction", open_transaction(cipher, row))
+    return serve_record(collection.record_type, cipher.open_row(collection.table.name, row))
 
 
 def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:

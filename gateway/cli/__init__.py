@@ -44,7 +44,10 @@ class _Commands(click.Group):
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Verify payment webhooks, keep an audited allowlist of fields, store nothing else."""
+    """Minimise payment webhooks to an allowlist.
+
+    Verify payment webhooks, keep an audited allowlist of fields, store nothing else.
+    """
     ctx.meta["paysieve.debug"] = debug
 
 

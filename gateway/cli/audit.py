@@ -24,7 +24,10 @@ from gateway.storage.engine import make_engine
 @click.option("--self-test", is_flag=True, help="Run the shipped field-allowlist tests instead.")
 @click.option("--examples", default=10, show_default=True, type=click.IntRange(1, 1000))
 def audit(output: str, report: str | None, batch_size: int, self_test: bool, examples: int) -> None:
-    """Scan the database for card data and columns outside the allowlist (exit 1 on findings)."""
+    """Scan the database for card data.
+
+    Reports card data and columns outside the allowlist; exits 1 on findings.
+    """
     if self_test:
         _self_test(examples)
         return

@@ -32,7 +32,10 @@ def config() -> None:
 
 @config.command("check")
 def config_check() -> None:
-    """Validate the configuration, print it with every secret masked, and check the database."""
+    """Validate and print the configuration.
+
+    Every secret is masked; the database is checked too.
+    """
     # A configuration that does not load is the group's one-line error (exit 1).
     settings = load_settings()
     click.echo(f"Configuration: {settings.source}")

@@ -14,5 +14,8 @@ def data_keys() -> None:
 
 @data_keys.command("generate")
 def data_keys_generate() -> None:
-    """Print a fresh random 256-bit key (for PAYSIEVE_DATA_KEYS or PAYSIEVE_INDEX_KEY)."""
+    """Print a fresh random 256-bit key.
+
+    For PAYSIEVE_DATA_KEYS or PAYSIEVE_INDEX_KEY.
+    """
     click.echo(crypto.generate_key())

@@ -9,7 +9,10 @@ from gateway.cli.common import cli_settings
 
 @click.group()
 def keys() -> None:
-    """Manage read-API keys (shown once at creation, stored only as hashes)."""
+    """Manage read-API keys.
+
+    A key is shown once, at creation, and stored only as a hash.
+    """
 
 
 @keys.command("create")
@@ -24,7 +27,10 @@ def keys() -> None:
 )
 @click.option("--account", "accounts", multiple=True, help="Bind to an account; repeatable.")
 def keys_create(name: str, scopes: tuple[str, ...], accounts: tuple[str, ...]) -> None:
-    """Create a key and print it alone on standard output, this once."""
+    """Create a key and print it, this once.
+
+    The key alone goes to standard output; the note about it goes to standard error.
+    """
     from gateway.cli import api_keys
 
     click.echo(api_keys.create(cli_settings(), name=name, scopes=scopes, accounts=accounts))
@@ -32,7 +38,10 @@ def keys_create(name: str, scopes: tuple[str, ...], accounts: tuple[str, ...]) -
 
 @keys.command("list")
 def keys_list() -> None:
-    """List keys: name, prefix, scopes, accounts, created, last used, revoked."""
+    """List keys, never showing a key.
+
+    Columns: name, prefix, scopes, accounts, created, last used, revoked.
+    """
     from gateway.cli import api_keys
 
     for line in api_keys.table(cli_settings()):
@@ -42,7 +51,10 @@ def keys_list() -> None:
 @keys.command("revoke")
 @click.argument("prefix")
 def keys_revoke(prefix: str) -> None:
-    """Revoke the key with a prefix (the part after psk_)."""
+    """Revoke the key with a prefix.
+
+    PREFIX is the part after psk_ (a whole key is accepted too).
+    """
     from gateway.cli import api_keys
 
     api_keys.revoke(cli_settings(), prefix)

@@ -17,6 +17,7 @@ from typing import Any
 import click
 import orjson
 
+from gateway.api import records
 from gateway.cli.common import cli_settings
 from gateway.config.settings import Settings
 from gateway.core import crypto
@@ -65,7 +66,10 @@ def _interruptible() -> Iterator[Callable[[], bool]]:
 @click.option("--dry-run", is_flag=True, help="Count what has expired; delete nothing.")
 @click.option("--batch-size", default=batching.BATCH_SIZE, show_default=True, type=int)
 def purge(dry_run: bool, batch_size: int) -> None:
-    """Delete records past their retention, in batches; safe to interrupt and rerun."""
+    """Delete records past their retention.
+
+    Works in batches: safe to interrupt and rerun.
+    """
     with _store() as (settings, store):
         now = datetime.now(UTC)
         expected = retention.expired_counts(store, settings, now)
@@ -103,7 +107,10 @@ def _accounts(account: str | None) -> list[str] | None:
 @click.option("--customer", required=True, help="The provider's customer id.")
 @click.option("--account", default=None, help="Only this account (endpoint); default: all.")
 def erase(provider: str, customer: str, account: str | None) -> None:
-    """Erase a customer: delete payment methods and subscriptions, unlink transactions."""
+    """Erase a customer's data.
+
+    Deletes payment methods and subscriptions and unlinks kept transactions.
+    """
     with _store() as (settings, store):
         erasure = privacy_erasure.erase(
             store,
@@ -129,10 +136,17 @@ def erase(provider: str, customer: str, account: str | None) -> None:
 def export(
     provider: str, customer: str, account: str | None, fmt: str, output_dir: Path | None
 ) -> None:
-    """Export every record held about a customer (GDPR art. 20) and any erasure, as JSON or CSV."""
+    """Export everything held about a customer.
+
+    Every record (GDPR art. 15 and 20) and any erasure, as JSON or CSV.
+    """
     with _store() as (_settings_, store):
         document = privacy_export.export(
-            store, provider=provider, customer=customer, accounts=_accounts(account)
+            store,
+            provider=provider,
+            customer=customer,
+            serialize=records.serve_record,
+            accounts=_accounts(account),
         )
     if fmt == "json":
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
@@ -156,14 +170,21 @@ def _csv(header: list[str], rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    # A CSV cell holds one value: a transaction's payment method is written as its token.
+    writer.writerows(
+        {name: value["token"] if isinstance(value, dict) else value for name, value in row.items()}
+        for row in rows
+    )
     return buffer.getvalue()
 
 
 @click.command("rotate-keys")
 @click.option("--batch-size", default=1000, show_default=True, type=int)
 def rotate_keys(batch_size: int) -> None:
-    """Re-encrypt every sealed value under the first data key; resumable."""
+    """Re-encrypt data under the first data key.
+
+    Every sealed value is re-encrypted in batches; resumable.
+    """
     with _store(allow_clear=True) as (_settings_, store):
         total = sum(rotation.rotation_counts(store).values())
         with (

@@ -17,7 +17,10 @@ from gateway.storage.engine import make_engine
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 def serve(host: str, port: int) -> None:
-    """Run the development server (production runs gunicorn on gateway:create_app())."""
+    """Run the development server.
+
+    Production runs gunicorn on gateway:create_app().
+    """
     from gateway import create_app
 
     ensure_dev_config()

@@ -248,22 +248,3 @@ def cipher_from_settings(data_keys: Iterable[str], data_keys_file: str, index_ke
 
 # The prefix the read API gives a transaction's joined payment-method columns.
 JOINED_PM_PREFIX: Final = "pm_"
-
-
-def open_record(cipher: Cipher, record_type: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a stored record row opened, with any joined payment-method columns opened too."""
-    table = {"transaction": "transactions", "payment_method": "payment_methods"}.get(
-        record_type, "subscriptions"
-    )
-    values = cipher.open_row(table, row)
-    if record_type == "transaction" and values.get(JOINED_PM_PREFIX + "token_bidx") is not None:
-        joined = {
-            name[len(JOINED_PM_PREFIX) :]: value
-            for name, value in values.items()
-            if name.startswith(JOINED_PM_PREFIX)
-        }
-        for name, value in cipher.open_row("payment_methods", joined).items():
-            values[JOINED_PM_PREFIX + name] = value
-    values.pop(JOINED_PM_PREFIX + "token_bidx", None)
-    values.pop(JOINED_PM_PREFIX + "customer_bidx", None)
-    return values

@@ -1,8 +1,12 @@
-"""Export: everything held about a customer, as the read API serves it."""
+"""Export: everything held about a customer, as the read API serves it.
+
+A transaction's payment_method is the same object (or null) as in GET /v1/transactions,
+never a bare token: the records pass through the read API's serializer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -10,16 +14,13 @@ from sqlalchemy import Connection, Table, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.audit import audit_log
-from gateway.core.crypto import open_record
 from gateway.privacy.batching import BATCH_SIZE, EXPORT_TABLES, plain, write_privacy_log
 from gateway.privacy.erasure import customer_rows, erasure_times
+from gateway.storage.joined import SERVED_BOOKKEEPING, open_transaction, transactions_with_methods
 from gateway.storage.store import Store
 from gateway.storage.tables import field_columns, payment_methods, transactions
 
 EXPORT_LEGAL_BASIS: Final = "GDPR art. 15 and 20: data-subject access and portability"
-
-# Served for each exported record, as the read API serves it.
-_EXPORTED_BOOKKEEPING: Final = ("provider", "account", "created_at", "updated_at", "last_event_id")
 
 # An export's erasure history: one row per tombstoned account (gateway.storage.tables.erasures).
 ERASURE_COLUMNS: Final = ("account", "erased_at")
@@ -30,12 +31,17 @@ def _served(table: Table) -> list[str]:
         table.name, "subscription"
     )
     # str(): column names are SQLAlchemy quoted_name, which orjson refuses as keys.
-    return [*_EXPORTED_BOOKKEEPING, *(str(name) for name in field_columns(record_type))]
+    return [*SERVED_BOOKKEEPING, *(str(name) for name in field_columns(record_type))]
 
 
 def export_columns() -> dict[str, list[str]]:
     """Return the exported columns of each record type, in order (the CSV headers)."""
     return {name: _served(table) for name, table in EXPORT_TABLES}
+
+
+# A record's served form, given its opened values: the read API's serializer
+# (gateway.api.records.serve_record), so an export holds records exactly as the API serves them.
+Serialize = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
 
 def _iter_customer(
@@ -45,21 +51,19 @@ def _iter_customer(
     provider: str,
     customer: str,
     accounts: Sequence[str] | None,
+    serialize: Serialize,
 ) -> Iterator[dict[str, Any]]:
-    """Yield a customer's rows of one table, opened, in pk batches."""
+    """Yield a customer's records of one table, opened and served, in pk batches."""
     record_type = {"transactions": "transaction", "payment_methods": "payment_method"}.get(
         table.name, "subscription"
     )
-    served = _served(table)
     condition = _held_about(conn, store, table, provider, customer, accounts)
+    base = transactions_with_methods() if table is transactions else select(table)
     last = 0
     while True:
         rows = (
             conn.execute(
-                select(table)
-                .where(condition, table.c.pk > last)
-                .order_by(table.c.pk)
-                .limit(BATCH_SIZE)
+                base.where(condition, table.c.pk > last).order_by(table.c.pk).limit(BATCH_SIZE)
             )
             .mappings()
             .all()
@@ -67,9 +71,13 @@ def _iter_customer(
         if not rows:
             return
         last = int(rows[-1]["pk"])
-        for row in rows:
-            opened = open_record(store.cipher, record_type, dict(row))
-            yield {name: plain(opened[name]) for name in served}
+        for mapping in rows:
+            row = dict(mapping)
+            if table is transactions:
+                opened = open_transaction(store.cipher, row)
+            else:
+                opened = store.cipher.open_row(table.name, row)
+            yield serialize(record_type, opened)
 
 
 def _held_about(
@@ -108,11 +116,13 @@ def export(
     *,
     provider: str,
     customer: str,
+    serialize: Serialize,
     accounts: Sequence[str] | None = None,
     actor: str = audit_log.ACTOR_CLI,
     route: str = "cli",
 ) -> dict[str, Any]:
-    """Return every record held about a customer, opened, and record the request."""
+    """Return every record held about a customer, served as the read API serves it, and
+    record the request."""
     document: dict[str, Any] = {
         "provider": provider,
         "customer": customer,
@@ -121,7 +131,9 @@ def export(
     }
     with store.engine.connect() as conn:
         for name, table in EXPORT_TABLES:
-            document[name] = list(_iter_customer(conn, store, table, provider, customer, accounts))
+            document[name] = list(
+                _iter_customer(conn, store, table, provider, customer, accounts, serialize)
+            )
         # That (and when) the subject was erased, from the tombstones: no erased value.
         document["erasures"] = erasure_times(conn, store, provider, customer, accounts)
     counts = {name: len(document[name]) for name, _ in EXPORT_TABLES}

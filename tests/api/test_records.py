@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
 
 from gateway.api.openapi import build_spec
-from gateway.api.records import COLLECTIONS, SERVED_BOOKKEEPING
+from gateway.api.records import COLLECTIONS
+from gateway.storage.joined import SERVED_BOOKKEEPING
 from gateway.storage.store import Store
 from gateway.storage.tables import audit_log, events, field_columns
 from tests.support.api import T0, apply, bearer, make_key, pm, store_of, sub, txn

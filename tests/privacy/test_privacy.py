@@ -389,6 +389,46 @@ def test_cli_export_erase_purge(cli_env: CliRunner, app: Flask, engine: Engine) 
         assert conn.execute(select(event_objects)).all()
 
 
+def test_export_serves_each_record_as_the_records_api_does(
+    cli_env: CliRunner, app: Flask, engine: Engine, client: FlaskClient
+) -> None:
+    seed_customer(store_of(app))
+    # A payment naming a card whose own event has not arrived: the token, other fields null.
+    apply(store_of(app), txn("ch_early", customer="cus_alice", payment_method="pm_later"))
+    apply(store_of(app), txn("ch_cash", customer="cus_alice"))
+    key = bearer(make_key(engine))
+    document = client.get("/v1/customers/stripe/cus_alice/export", headers=key).get_json()
+    exported = orjson.loads(
+        cli_env.invoke(main, ["export", "--provider", "stripe", "--customer", "cus_alice"]).stdout
+    )
+    for source in (document, exported):
+        for name, path, ident in (
+            ("transactions", "transactions", "id"),
+            ("payment_methods", "payment-methods", "token"),
+            ("subscriptions", "subscriptions", "id"),
+        ):
+            for record in source[name]:
+                served = client.get(f"/v1/{path}/stripe/{record[ident]}", headers=key)
+                assert record == served.get_json()
+        methods = {t["id"]: t["payment_method"] for t in source["transactions"]}
+        assert methods["ch_alice"]["last4"] == "4242"
+        assert methods["ch_early"]["token"] == "pm_later"
+        assert methods["ch_early"]["last4"] is None
+        assert methods["ch_cash"] is None
+    as_csv = cli_env.invoke(
+        main, ["export", "--provider", "stripe", "--customer", "cus_alice", "--format", "csv"]
+    )
+    payments = as_csv.stdout.split("# ")[1].split("\n", 1)[1].strip()
+    cells = {row["id"]: row["payment_method"] for row in csv.DictReader(io.StringIO(payments))}
+    # One value per CSV cell: the payment method's token.
+    assert cells == {
+        "ch_alice": "pm_alice",
+        "ch_guest_alice": "pm_alice",
+        "ch_early": "pm_later",
+        "ch_cash": "",
+    }
+
+
 def test_dev_config_carries_fresh_keys(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.cli import devconfig
     from gateway.config.settings import load_settings
