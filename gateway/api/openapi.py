@@ -1,4 +1,4 @@
-"""The read API's OpenAPI 3 document and its browsable /docs page."""
+"""The keyed API's OpenAPI 3 document (every /v1 route, with its scope) and /docs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory, url_for
 from marshmallow import Schema
 
+from gateway.api.audit_log import AUDIT_SCOPE
+from gateway.api.audit_log import ROUTE as AUDIT_ROUTE
+from gateway.api.auth import READ_SCOPE
+from gateway.api.customers import ERASE_SCOPE
 from gateway.api.records import COLLECTIONS
 from gateway.api.schemas import (
     ID_PATTERN,
     PROVIDER_PATTERN,
+    AuditLogPage,
+    AuditLogQuery,
+    CustomerExportOut,
+    CustomerQuery,
+    ErasureOut,
     ErrorOut,
     EventPage,
     EventQuery,
@@ -85,13 +94,21 @@ def build_spec() -> dict[str, Any]:
             answer["headers"] = {"Retry-After": "RetryAfter"}
         return answer
 
-    errors = {
-        "400": error("a query parameter or the cursor is invalid"),
-        "401": error("no valid API key"),
-        "403": error("the key lacks the records:read scope"),
-        "429": error("rate limit exceeded", retry=True),
-        "503": error("storage unavailable", retry=True),
-    }
+    def errors(scope: str) -> dict[str, Any]:
+        return {
+            "400": error("a query parameter or the cursor is invalid"),
+            "401": error("no valid API key"),
+            "403": error(f"the key lacks the {scope} scope"),
+            "429": error("rate limit exceeded", retry=True),
+            "503": error("storage unavailable", retry=True),
+        }
+
+    def keyed(scope: str, description: str, operation: dict[str, Any]) -> dict[str, Any]:
+        """Return an operation stating its scope in words and as x-scope, with its errors."""
+        operation["description"] = f"{description}\n\nRequires a key with the `{scope}` scope."
+        operation["x-scope"] = scope
+        operation["responses"] = {**operation["responses"], **errors(scope)}
+        return operation
 
     def ok(schema: type[Schema], description: str) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -116,41 +133,125 @@ def build_spec() -> dict[str, Any]:
         spec.path(
             path=f"/v1/{collection.path}",
             operations={
-                "get": {
-                    "operationId": f"list_{collection.path.replace('-', '_')}",
-                    "summary": f"List {title}, oldest first, a page at a time",
-                    "tags": ["records"],
-                    "parameters": [{"in": "query", "schema": collection.query}],
-                    "responses": {"200": ok(collection.page, f"a page of {title}"), **errors},
-                }
+                "get": keyed(
+                    READ_SCOPE,
+                    f"Filtered, keyset-paged {title}; pass next_cursor back as cursor.",
+                    {
+                        "operationId": f"list_{collection.path.replace('-', '_')}",
+                        "summary": f"List {title}, oldest first, a page at a time",
+                        "tags": ["records"],
+                        "parameters": [{"in": "query", "schema": collection.query}],
+                        "responses": {"200": ok(collection.page, f"a page of {title}")},
+                    },
+                )
             },
         )
         spec.path(
             path=f"/v1/{collection.path}/{{provider}}/{{ident}}",
             operations={
-                "get": {
-                    "operationId": f"get_{collection.record_type}",
-                    "summary": f"Read one {collection.record_type.replace('_', ' ')}",
-                    "tags": ["records"],
-                    "parameters": [*path_params, {"in": "query", "schema": RecordQuery}],
-                    "responses": {
-                        "200": ok(collection.item, "the record"),
-                        "404": error("no such record visible to this key"),
-                        **errors,
+                "get": keyed(
+                    READ_SCOPE,
+                    "One record by provider and id, if the key's accounts hold it.",
+                    {
+                        "operationId": f"get_{collection.record_type}",
+                        "summary": f"Read one {collection.record_type.replace('_', ' ')}",
+                        "tags": ["records"],
+                        "parameters": [*path_params, {"in": "query", "schema": RecordQuery}],
+                        "responses": {
+                            "200": ok(collection.item, "the record"),
+                            "404": error("no such record visible to this key"),
+                        },
                     },
-                }
+                )
             },
         )
     spec.path(
         path="/v1/events",
         operations={
-            "get": {
-                "operationId": "list_events",
-                "summary": "Poll the change feed: events after a seq, in seq order",
-                "tags": ["events"],
-                "parameters": [{"in": "query", "schema": EventQuery}],
-                "responses": {"200": ok(EventPage, "the next events"), **errors},
-            }
+            "get": keyed(
+                READ_SCOPE,
+                "Events after a seq with the ids of the records each touched; poll with "
+                "next_after while has_more is true.",
+                {
+                    "operationId": "list_events",
+                    "summary": "Poll the change feed: events after a seq, in seq order",
+                    "tags": ["events"],
+                    "parameters": [{"in": "query", "schema": EventQuery}],
+                    "responses": {"200": ok(EventPage, "the next events")},
+                },
+            )
+        },
+    )
+    customer_params = [
+        path_params[0],
+        {
+            "in": "path",
+            "name": "customer",
+            "required": True,
+            "description": "the provider's customer id",
+            "schema": {"type": "string", "pattern": ID_PATTERN},
+        },
+        {"in": "query", "schema": CustomerQuery},
+    ]
+    no_customer = error("no such customer: an unknown provider, or an account the key cannot see")
+    spec.path(
+        path="/v1/customers/{provider}/{customer}/export",
+        operations={
+            "get": keyed(
+                READ_SCOPE,
+                "Every record held about a customer (GDPR art. 15 and 20): their transactions "
+                "and those paid with their cards, payment methods, subscriptions, each as the "
+                "record routes serve it, and when they were erased. Reading records is what "
+                "an export does, so it takes the read scope; the read is audited.",
+                {
+                    "operationId": "export_customer",
+                    "summary": "Export everything held about a customer",
+                    "tags": ["customers"],
+                    "parameters": customer_params,
+                    "responses": {
+                        "200": ok(CustomerExportOut, "the customer's records"),
+                        "404": no_customer,
+                    },
+                },
+            )
+        },
+    )
+    spec.path(
+        path="/v1/customers/{provider}/{customer}",
+        operations={
+            "delete": keyed(
+                ERASE_SCOPE,
+                "Erase a customer (GDPR art. 17): delete their payment methods and "
+                "subscriptions, keep their transactions unlinked from them, and tombstone "
+                "them so a late event cannot bring them back. Idempotent; audited.",
+                {
+                    "operationId": "erase_customer",
+                    "summary": "Erase a customer",
+                    "tags": ["customers"],
+                    "parameters": customer_params,
+                    "responses": {
+                        "200": ok(ErasureOut, "what the erasure did"),
+                        "404": no_customer,
+                    },
+                },
+            )
+        },
+    )
+    spec.path(
+        path=AUDIT_ROUTE,
+        operations={
+            "get": keyed(
+                AUDIT_SCOPE,
+                "The append-only audit log after a seq, oldest first: who read, erased or "
+                "exported how many records by which route. Reading it is audited too.",
+                {
+                    "operationId": "list_audit_log",
+                    "summary": "Read the audit log, a page at a time",
+                    "tags": ["audit"],
+                    "parameters": [{"in": "query", "schema": AuditLogQuery}],
+                    "responses": {"200": ok(AuditLogPage, "a page of audit entries")},
+                },
+            )
         },
     )
     document = spec.to_dict()

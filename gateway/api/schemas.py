@@ -293,3 +293,91 @@ class ErrorOut(Schema):
     """The one error shape."""
 
     error = fields.Nested(ErrorDetail, required=True)
+
+
+# ---------------------------------------------------------------- data subjects and audit (out)
+
+
+class CustomerQuery(_Query):
+    """Arguments of a customer's export or erasure."""
+
+    account = fields.String(
+        validate=Pattern(ACCOUNT_PATTERN),
+        metadata={
+            "description": "only this account (endpoint); default: every account the key sees"
+        },
+    )
+
+
+class ExportErasureOut(Schema):
+    """When the customer was erased from one account (no erased value is held)."""
+
+    account = fields.String(required=True)
+    erased_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class CustomerExportOut(Schema):
+    """Every record held about a customer, each as the record routes serve it."""
+
+    provider = fields.String(required=True)
+    customer = fields.String(required=True)
+    generated_at = fields.String(required=True, metadata={"format": "date-time"})
+    legal_basis = fields.String(required=True)
+    transactions = fields.List(fields.Nested(TransactionOut), required=True)
+    payment_methods = fields.List(fields.Nested(PaymentMethodOut), required=True)
+    subscriptions = fields.List(fields.Nested(SubscriptionOut), required=True)
+    erasures = fields.List(fields.Nested(ExportErasureOut), required=True)
+
+
+class ErasedCountsOut(Schema):
+    """The records an erasure deleted."""
+
+    payment_methods = fields.Integer(required=True)
+    subscriptions = fields.Integer(required=True)
+
+
+class UnlinkedCountsOut(Schema):
+    """The transactions an erasure kept, unlinked from the customer."""
+
+    transactions = fields.Integer(required=True)
+
+
+class TombstoneOut(Schema):
+    """Where and since when an event about the customer no longer links to them."""
+
+    erased_at = fields.String(required=True, metadata={"format": "date-time"})
+    accounts = fields.List(fields.String(), required=True)
+
+
+class ErasureOut(Schema):
+    """What one erasure did: counts and the subject's keyed-hash pseudonym, no value."""
+
+    subject = fields.String(required=True, metadata={"description": "keyed-hash pseudonym"})
+    deleted = fields.Nested(ErasedCountsOut, required=True)
+    unlinked = fields.Nested(UnlinkedCountsOut, required=True)
+    tombstone = fields.Nested(TombstoneOut, required=True)
+    legal_basis = fields.String(required=True)
+
+
+class AuditEntryOut(Schema):
+    """One entry of the audit log: who did what by which route, never a value."""
+
+    seq = fields.Integer(required=True)
+    at = RFC3339(required=True)
+    actor = fields.String(required=True, metadata={"description": "a key prefix, cli or anonymous"})
+    action = fields.String(required=True)
+    route = fields.String(required=True, metadata={"description": "a route template, or cli"})
+    outcome = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
+class AuditLogPage(Schema):
+    """A page of the audit log."""
+
+    data = fields.List(fields.Nested(AuditEntryOut), required=True)
+    next_after = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "pass as after for the next page; null on the last page"},
+    )
+    has_more = fields.Boolean(required=True)

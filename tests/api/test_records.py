@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from gateway.api.openapi import build_spec
 from gateway.api.records import COLLECTIONS
+from gateway.core import guard
 from gateway.storage.joined import SERVED_BOOKKEEPING
 from gateway.storage.store import Store
 from gateway.storage.tables import audit_log, events, field_columns
@@ -32,6 +33,9 @@ ROUTES = [
     "/v1/events",
 ]
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+
+# The largest BIGINT the served-value check would not withhold as card data.
+LARGEST_SERVABLE_SEQ = 2**63 - 9
 
 
 @pytest.fixture
@@ -397,7 +401,9 @@ def test_invalid_parameters_are_400_without_echo(
     [
         ("/v1/transactions", {"updated_since": "0001-01-01T00:00:00Z"}),
         ("/v1/transactions", {"updated_since": "9999-12-31T23:59:59.999999Z"}),
-        ("/v1/events", {"after": str(2**63 - 1)}),
+        # The largest seq a BIGINT holds that the served-value check would not withhold
+        # (2**63 - 1 itself holds a Luhn-valid run: no answer could have served it).
+        ("/v1/events", {"after": str(LARGEST_SERVABLE_SEQ)}),
         ("/v1/events", {"after": "0000000000000000001"}),
         ("/v1/transactions", {"limit": "500"}),
     ],
@@ -944,3 +950,18 @@ def test_refused_scope_is_audited_and_logged_with_the_key_prefix(
     for message in refusals:
         assert "cus_1" not in message and "ch_1" not in message
         assert "anonymous" not in message
+
+
+@pytest.mark.parametrize("route", ["/v1/events", "/v1/audit-log"])
+def test_a_card_number_as_a_seq_is_refused_not_echoed_as_null(
+    client: FlaskClient, engine: Engine, route: str
+) -> None:
+    # Luhn-valid, 19 digits: echoed as next_after it would be withheld (null, not an integer).
+    key = bearer(make_key(engine, "records:read", "audit:read"))
+    for after in (4601070564448064000, 2**63 - 1):
+        response = client.get(f"{route}?after={after}", headers=key)
+        assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == "invalid query parameter: after"
+    for after in (5, LARGEST_SERVABLE_SEQ):
+        assert guard.card_data_reason(after) is None
+        assert client.get(f"{route}?after={after}", headers=key).status_code == 200
