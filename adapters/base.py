@@ -168,6 +168,14 @@ class Adapter(ABC):
     def sample_event(self, event_type: str, *, event_id: str | None = None) -> dict[str, Any]:
         """Return a realistic event of this type (personal data included, as providers send)."""
 
+    def sample_event_types(self) -> tuple[str, ...]:
+        """Return the event types sample_event builds (what `paysieve simulate --list` shows)."""
+        return ()
+
+    def sample_lifecycle(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return (event type, event) pairs about one customer, in order, their ids chained."""
+        raise ValueError(f"no lifecycle sample for {self.name}")
+
     @abstractmethod
     def sign(
         self, raw_body: bytes, endpoint: EndpointConfig, *, timestamp: int, event_id: str

@@ -620,6 +620,14 @@ class PayPalAdapter(Adapter):
             raise ValueError(f"unsupported PayPal event type: {event_type}")
         return samples.build_event(event_type, event_id_=event_id)
 
+    def sample_event_types(self) -> tuple[str, ...]:
+        """Return the event types sample_event builds."""
+        return tuple(t for t in samples.EVENT_TYPES if t in _HANDLERS)
+
+    def sample_lifecycle(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return samples.LIFECYCLE's events: one customer, one payment, one card."""
+        return samples.lifecycle()
+
     # -- development ----------------------------------------------------------
 
     def sign(

@@ -432,8 +432,31 @@ EVENT_TYPES: Final[tuple[str, ...]] = tuple(_KINDS)
 
 def build_event(event_type: str, *, event_id_: str | None = None) -> Obj:
     """Return a full webhook event of a supported type with fresh ids."""
-    kind = _KINDS[event_type]
+    return _envelope(event_type, _Ids(), event_id_=event_id_)
+
+
+# One customer's vaulted card, an order paid with it, captured and refunded, in PayPal's order.
+LIFECYCLE: Final = (
+    "VAULT.PAYMENT-TOKEN.CREATED",
+    "CHECKOUT.ORDER.APPROVED",
+    "PAYMENT.CAPTURE.COMPLETED",
+    "PAYMENT.CAPTURE.REFUNDED",
+)
+
+
+def lifecycle() -> list[tuple[str, Obj]]:
+    """Return the LIFECYCLE events of one customer, one order and one card, a second apart."""
     ids = _Ids()
+    start = ids.now - timedelta(seconds=len(LIFECYCLE))
+    events = []
+    for step, event_type in enumerate(LIFECYCLE, start=1):
+        ids.now = start + timedelta(seconds=step)
+        events.append((event_type, _envelope(event_type, ids)))
+    return events
+
+
+def _envelope(event_type: str, ids: _Ids, *, event_id_: str | None = None) -> Obj:
+    kind = _KINDS[event_type]
     wh = event_id_ or event_id()
     return {
         "id": wh,

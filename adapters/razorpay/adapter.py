@@ -591,6 +591,14 @@ class RazorpayAdapter(Adapter):
         """
         return samples.build_event(event_type, method=method)
 
+    def sample_event_types(self) -> tuple[str, ...]:
+        """Return the event types sample_event builds."""
+        return samples.SAMPLE_EVENT_TYPES
+
+    def sample_lifecycle(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return samples.LIFECYCLE's events: one customer, one payment, one card."""
+        return samples.lifecycle()
+
     def sign(
         self, raw_body: bytes, endpoint: EndpointConfig, *, timestamp: int, event_id: str
     ) -> dict[str, str]:

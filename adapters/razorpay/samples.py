@@ -528,3 +528,18 @@ def build_event(event_type: str, *, method: str = "card") -> Obj:
     if method not in METHODS:
         raise ValueError(f"unknown payment method {method!r}; choose from {', '.join(METHODS)}")
     return builder(_Ids(), event_type, method)
+
+
+# One customer's saved card, paid with, captured and refunded, in Razorpay's order.
+LIFECYCLE: Final = ("token.activated", "payment.authorized", "payment.captured", "refund.processed")
+
+
+def lifecycle() -> list[tuple[str, Obj]]:
+    """Return the LIFECYCLE events of one customer, one payment and one card, a second apart."""
+    ids = _Ids()
+    start = ids.now - len(LIFECYCLE)
+    events = []
+    for step, event_type in enumerate(LIFECYCLE, start=1):
+        ids.now = start + step
+        events.append((event_type, _BUILDERS[event_type](ids, event_type, "card")))
+    return events

@@ -675,6 +675,14 @@ class StripeAdapter(Adapter):
             raise ValueError(f"unsupported Stripe event type: {event_type}")
         return samples.build_event(event_type, event_id=event_id)
 
+    def sample_event_types(self) -> tuple[str, ...]:
+        """Return the event types sample_event builds."""
+        return tuple(t for t in samples.BUILDERS if t in _HANDLERS)
+
+    def sample_lifecycle(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return samples.LIFECYCLE's events: one customer, one payment, one card."""
+        return samples.lifecycle()
+
     def sign(
         self, raw_body: bytes, endpoint: EndpointConfig, *, timestamp: int, event_id: str
     ) -> dict[str, str]:

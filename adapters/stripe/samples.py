@@ -816,8 +816,31 @@ _AUTOMATIC_PREFIXES: Final = ("invoice.", "payment_method.automatically_updated"
 
 def build_event(event_type: str, *, event_id: str | None = None) -> Obj:
     """Return a full Stripe event envelope of this type, or raise KeyError."""
-    builder = BUILDERS[event_type]
+    return _envelope(event_type, _Ids(), event_id=event_id)
+
+
+# One customer's card, paid with and refunded: the events Stripe sends, in its order.
+LIFECYCLE: Final = (
+    "payment_method.attached",
+    "payment_intent.succeeded",
+    "charge.succeeded",
+    "charge.refunded",
+)
+
+
+def lifecycle() -> list[tuple[str, Obj]]:
+    """Return the LIFECYCLE events of one customer, one payment and one card, a second apart."""
     ids = _Ids()
+    start = ids.now - len(LIFECYCLE)
+    events = []
+    for step, event_type in enumerate(LIFECYCLE, start=1):
+        ids.now = start + step
+        events.append((event_type, _envelope(event_type, ids)))
+    return events
+
+
+def _envelope(event_type: str, ids: _Ids, *, event_id: str | None = None) -> Obj:
+    builder = BUILDERS[event_type]
     obj, previous = builder(ids)
     data: Obj = {"object": obj}
     if previous is not None:

@@ -3,9 +3,13 @@ how a database problem is told to an operator."""
 
 from __future__ import annotations
 
+import difflib
+from typing import Any
+
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from adapters.registry import adapter_classes
 from gateway.cli import devconfig
 from gateway.config.settings import Settings, load_settings, setting_name
 from gateway.core.errors import ConfigurationError
@@ -14,6 +18,33 @@ from gateway.core.errors import ConfigurationError
 def cli_settings() -> Settings:
     """Load the settings (a ConfigurationError is the command group's to report)."""
     return load_settings()
+
+
+class ProviderChoice(click.Choice[str]):
+    """A provider name paysieve knows; anything else is one line listing the choices.
+
+    The refused value is not repeated: whatever was typed in its place (a customer id,
+    a secret) stays off the terminal and out of shell logs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sorted(adapter_classes()))
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self.choices:
+            return str(value)
+        name = _parameter_name(param)
+        hint = difflib.get_close_matches(str(value).lower(), list(self.choices), n=1)
+        closest = f" (did you mean {hint[0]}?)" if hint else ""
+        raise click.ClickException(
+            f"{name}: unknown provider{closest}; choose from {', '.join(self.choices)}"
+        )
+
+
+def _parameter_name(param: click.Parameter | None) -> str:
+    if isinstance(param, click.Option):
+        return param.opts[0]
+    return (param.name if param is not None and param.name else "provider").upper()
 
 
 def ensure_dev_config() -> None:

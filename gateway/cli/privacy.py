@@ -18,7 +18,7 @@ import click
 import orjson
 
 from gateway.api import records
-from gateway.cli.common import cli_settings
+from gateway.cli.common import ProviderChoice, cli_settings
 from gateway.config.settings import Settings
 from gateway.core import crypto
 from gateway.privacy import batching, data_keys, retention, rotation
@@ -103,7 +103,7 @@ def _accounts(account: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.option("--provider", required=True)
+@click.option("--provider", required=True, type=ProviderChoice(), help="The provider.")
 @click.option("--customer", required=True, help="The provider's customer id.")
 @click.option("--account", default=None, help="Only this account (endpoint); default: all.")
 def erase(provider: str, customer: str, account: str | None) -> None:
@@ -123,7 +123,7 @@ def erase(provider: str, customer: str, account: str | None) -> None:
 
 
 @click.command()
-@click.option("--provider", required=True)
+@click.option("--provider", required=True, type=ProviderChoice(), help="The provider.")
 @click.option("--customer", required=True, help="The provider's customer id.")
 @click.option("--account", default=None, help="Only this account (endpoint); default: all.")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")

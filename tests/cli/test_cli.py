@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
@@ -153,3 +154,118 @@ def test_serve_says_listening_with_the_port_it_bound(configured: Path) -> None:
     listening = next(line for line in lines if line.startswith("Listening on"))
     assert "Listening on http://127.0.0.1:0 " not in listening
     assert listening.startswith("Listening on http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("provider", ["stripe", "razorpay", "paypal"])
+def test_simulate_lifecycle_posts_a_chained_sequence_and_shows_its_records(
+    live: str, engine: Engine, provider: str
+) -> None:
+    result = CliRunner().invoke(main, ["simulate", provider, "--lifecycle", "--url", live])
+    assert result.exit_code == 0, result.output
+    posts, _, shown = result.stdout.partition("Records in ")
+    assert [line.rsplit(" ", 1)[1] for line in posts.splitlines()] == ["stored"] * 4
+    records = orjson.loads(shown.split("\n", 1)[1])
+    assert len(all_rows(engine)["events"]) == 4
+    # One customer and one card throughout; a payment paid with it, and its refund.
+    (card,) = records["payment_methods"]
+    customers = {t["customer"] for t in records["transactions"]} - {None}
+    assert customers == {card["customer"]}
+    paid = [t for t in records["transactions"] if t["payment_method"] is not None]
+    assert paid and all(t["payment_method"] == card for t in paid)
+    assert {t["status"] for t in records["transactions"]} & {"refunded", "partially_refunded"} or [
+        t for t in records["transactions"] if t["kind"] == "refund"
+    ]
+
+
+def test_simulate_lifecycle_says_when_the_records_are_elsewhere(
+    live: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: Path
+) -> None:
+    other = tmp_path / "other.db"
+    engine = make_engine(f"sqlite:///{other}")
+    upgrade(engine)
+    engine.dispose()
+    monkeypatch.setenv("PAYSIEVE_DATABASE_URL", f"sqlite:///{other}")
+    result = CliRunner().invoke(main, ["simulate", "stripe", "--lifecycle", "--url", live])
+    assert result.exit_code == 0, result.output
+    assert "No records of these events in sqlite:///" in result.stderr
+    assert "may use another database" in result.stderr
+
+
+def test_simulate_list_groups_sample_types_by_provider(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.paypal import samples as paypal_samples
+    from adapters.razorpay import samples as razorpay_samples
+    from adapters.stripe import samples as stripe_samples
+
+    monkeypatch.setenv("PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS", "")
+    result = CliRunner().invoke(main, ["simulate", "--list"])
+    assert result.exit_code == 0, result.output
+    heads = [line for line in result.stdout.splitlines() if line and not line.startswith(" ")]
+    assert [head.split(":", 1)[0] for head in heads[:3]] == ["paypal", "razorpay", "stripe"]
+    assert heads[2] == "stripe: configured (endpoints: default)"
+    listed = result.stdout.split("\n", 1)[1]
+    for module in (stripe_samples, razorpay_samples, paypal_samples):
+        for event_type in module.LIFECYCLE:
+            assert f"  {event_type}\n" in listed
+    assert "  charge.refunded\n" in result.stdout
+    assert "refund.speed_changed  (acknowledged as ignored" in result.stdout
+    assert CliRunner().invoke(main, ["simulate", "stripe", "--list"]).stdout.startswith("stripe:")
+
+
+def test_simulate_list_marks_a_provider_that_is_not_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    config = tmp_path / "paysieve.toml"
+    config.write_text(f'database_url = "{database_url}"\n')
+    monkeypatch.setenv("PAYSIEVE_CONFIG", str(config))
+    monkeypatch.setenv("PAYSIEVE_STRIPE_WEBHOOK_SECRETS", "whsec_test")
+    result = CliRunner().invoke(main, ["simulate", "--list"])
+    assert result.exit_code == 0, result.output
+    assert "razorpay: not configured: set PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS" in result.stdout
+    assert "stripe: configured (endpoints: default)" in result.stdout
+    refused = CliRunner().invoke(main, ["simulate", "razorpay", "--lifecycle"])
+    assert refused.exit_code == 1
+    assert refused.output.count("\n") == 1
+    assert "not configured: set PAYSIEVE_RAZORPAY_WEBHOOK_SECRETS" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate"], "Error: name a PROVIDER (paypal, razorpay, stripe), or pass --list"),
+        (["simulate", "stripe"], "Error: name an EVENT_TYPE or pass --lifecycle;"),
+        (
+            ["simulate", "stripe", "charge.succeeded", "--lifecycle"],
+            "Error: --lifecycle posts its own sequence: drop EVENT_TYPE",
+        ),
+        (["simulate", "--list", "--lifecycle"], "Error: --list takes no EVENT_TYPE"),
+        (
+            ["simulate", "strip", "charge.succeeded"],
+            "Error: PROVIDER: unknown provider (did you mean stripe?); "
+            "choose from paypal, razorpay, stripe",
+        ),
+        (
+            ["simulate", "stripe", "charge.succeeded", "--endpoint", "eu"],
+            "Error: --endpoint: stripe has no such endpoint; choose from default",
+        ),
+        (
+            ["erase", "--provider", "Stripe", "--customer", "cus_1"],
+            "Error: --provider: unknown provider (did you mean stripe?); "
+            "choose from paypal, razorpay, stripe",
+        ),
+        (
+            ["export", "--provider", "adyen", "--customer", "cus_1"],
+            "Error: --provider: unknown provider; choose from paypal, razorpay, stripe",
+        ),
+    ],
+)
+def test_simulate_and_provider_mistakes_are_one_line(
+    configured: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith(message), result.output
+    # The refused value is not repeated.
+    assert "adyen" not in result.output and "Stripe" not in result.output
