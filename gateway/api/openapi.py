@@ -70,8 +70,11 @@ def build_spec() -> dict[str, Any]:
         plugins=[MarshmallowPlugin()],
         info={
             "description": (
-                "Sanitised payment records for billing services. Send an API key from "
-                "`paysieve keys create` as `Authorization: Bearer <key>`."
+                "Sanitised payment records for billing services, data-subject export and "
+                "erasure, and the audit log. Send an API key from `paysieve keys create` as "
+                "`Authorization: Bearer <key>`. Each operation names the scope its key needs "
+                "(`records:read`, `customers:erase` or `audit:read`) in its description and "
+                "as `x-scope`; a key without it gets 403."
             )
         },
     )

@@ -269,3 +269,37 @@ def test_simulate_and_provider_mistakes_are_one_line(
     assert result.output.startswith(message), result.output
     # The refused value is not repeated.
     assert "adyen" not in result.output and "Stripe" not in result.output
+
+
+def test_simulate_lifecycle_against_a_served_gateway_process(configured: Path) -> None:
+    import subprocess
+    import sys
+
+    paysieve = str(Path(sys.executable).parent / "paysieve")
+    server = subprocess.Popen(
+        [paysieve, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert server.stdout is not None
+        listening = ""
+        while not listening.startswith("Listening on"):
+            listening = server.stdout.readline().decode()
+            assert listening, "serve exited before listening"
+        base = listening.split()[2]
+        done = subprocess.run(
+            [paysieve, "simulate", "stripe", "--lifecycle", "--url", base],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(15)
+        if server.stdout is not None:
+            server.stdout.close()
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert out.count("-> 200 stored") == 4
+    records = orjson.loads(out.split("Records in ", 1)[1].split("\n", 1)[1])
+    assert {t["status"] for t in records["transactions"]} >= {"refunded"}
+    assert done.stderr.decode() == ""
