@@ -96,8 +96,12 @@ def simulate(
         if not response.ok:
             sys.exit(1)
         return
+    try:
+        sequence = adapter.sample_lifecycle()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     posted: list[str] = []
-    for step_type, event in adapter.sample_lifecycle():
+    for step_type, event in sequence:
         event_id = _event_id(event)
         response = _post(adapter, config, target, event, event_id=event_id)
         click.echo(f"POST {target} {step_type} -> {response.status_code} {_outcome(response)}")
