@@ -159,6 +159,12 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_PAYPAL_CLIENT_SECRET": ("endpoint:paypal:client_secret", _str),
     "PAYSIEVE_PAYPAL_TRUST_ROOTS": ("endpoint:paypal:trust_roots", _str),
     "PAYSIEVE_PAYPAL_CERT_CACHE_DIR": ("endpoint:paypal:cert_cache_dir", _str),
+    # Read-only API credentials for `paysieve backfill` and `paysieve reconcile`.
+    "PAYSIEVE_STRIPE_API_KEY": ("endpoint:stripe:api_key", _str),
+    "PAYSIEVE_STRIPE_API_BASE": ("endpoint:stripe:api_base", _str),
+    "PAYSIEVE_RAZORPAY_KEY_ID": ("endpoint:razorpay:key_id", _str),
+    "PAYSIEVE_RAZORPAY_KEY_SECRET": ("endpoint:razorpay:key_secret", _str),
+    "PAYSIEVE_RAZORPAY_API_BASE": ("endpoint:razorpay:api_base", _str),
 }
 
 # PAYSIEVE_* variables that are not settings: PAYSIEVE_CONFIG names the file; the test
@@ -178,8 +184,8 @@ PATH_OPTIONS = frozenset({"trust_roots", "cert_cache_dir", "dev_signing_key"})
 # them (adapters/<provider>); tests/config/test_settings.py holds this table to the registry.
 _COMMON_OPTIONS = frozenset({"webhook_secrets", "source_networks"})
 PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
-    "stripe": _COMMON_OPTIONS,
-    "razorpay": _COMMON_OPTIONS,
+    "stripe": _COMMON_OPTIONS | {"api_key", "api_base"},
+    "razorpay": _COMMON_OPTIONS | {"key_id", "key_secret", "api_base"},
     "paypal": frozenset(
         {
             "source_networks",
@@ -200,7 +206,17 @@ PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
 
 # Values never printed, not even by `paysieve config check`: it masks these.
 SECRET_SETTINGS = frozenset({"data_keys", "index_key"})
-SECRET_OPTIONS = frozenset({"webhook_secrets", "client_secret"})
+SECRET_OPTIONS = frozenset({"webhook_secrets", "client_secret", "api_key", "key_secret"})
+
+# Each provider's API base for `api_base`: the production host, and what the refusal suggests.
+API_BASES: dict[str, tuple[str, str]] = {
+    "stripe": ("https://api.stripe.com", "https://api.stripe.com"),
+    "razorpay": ("https://api.razorpay.com", "https://api.razorpay.com"),
+    "paypal": (
+        "https://api-m.paypal.com",
+        "https://api-m.paypal.com, or https://api-m.sandbox.paypal.com for the sandbox",
+    ),
+}
 
 _TOP_LEVEL = {
     "database_url": str,
@@ -481,6 +497,18 @@ def setting_name(settings: Settings, key: str) -> str:
     return variable
 
 
+def option_name(settings: Settings, endpoint: EndpointConfig, option: str) -> str:
+    """Return how an operator sets an endpoint option: its variable or its file key."""
+    variable = next(
+        (v for v, (t, _) in ENVIRONMENT.items() if t == f"endpoint:{endpoint.provider}:{option}"),
+        None,
+    )
+    origin = settings.origins.get(f"{endpoint.provider}.{endpoint.name}.{option}")
+    if variable is not None and endpoint.name == "default" and origin in (None, "environment"):
+        return variable
+    return f"{option} of {endpoint.provider} endpoint {endpoint.name!r}"
+
+
 def _validated(settings: Settings) -> Settings:
     for endpoint in settings.endpoints:
         if not re.fullmatch(r"[a-z0-9_-]{1,64}", endpoint.name):
@@ -488,16 +516,12 @@ def _validated(settings: Settings) -> Settings:
                 f"endpoint name {endpoint.name!r} must be 1-64 of a-z, 0-9, _ and -"
             )
         api_base = endpoint.options.get("api_base")
-        if endpoint.provider == "paypal" and api_base and not str(api_base).startswith("https://"):
-            where = (
-                "PAYSIEVE_PAYPAL_API_BASE"
-                if settings.origins.get(f"paypal.{endpoint.name}.api_base") == "environment"
-                else f"api_base of paypal endpoint {endpoint.name!r}"
-            )
-            raise ConfigurationError(
-                f"{where} must be https (https://api-m.paypal.com, or"
-                " https://api-m.sandbox.paypal.com for the sandbox)"
-            )
+        if api_base is not None and not (
+            isinstance(api_base, str) and api_base.startswith("https://")
+        ):
+            # Credentials go to this host: never in clear text, wherever it points.
+            where = option_name(settings, endpoint, "api_base")
+            raise ConfigurationError(f"{where} must be https ({API_BASES[endpoint.provider][1]})")
     if settings.tolerance_seconds <= 0 or settings.max_body_bytes <= 0:
         raise ConfigurationError("tolerance_seconds and max_body_bytes must be positive")
     if not isinstance(settings.trusted_proxy_hops, int) or settings.trusted_proxy_hops < 0:

@@ -6,12 +6,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from adapters.base import Adapter, header
 from gateway.config.settings import EndpointConfig, Settings
 from gateway.core import guard
 from gateway.core.errors import CardDataRefused, NotFound, UnsupportedMediaType, VerificationError
+from gateway.core.records import EventMeta, Record
 from gateway.observability import metrics
 from gateway.storage.store import Store
 from gateway.storage.trail import Trail
@@ -27,6 +29,17 @@ class Outcome:
     event_id: str
     records: int
     dropped: int
+
+
+@dataclass(slots=True)
+class Minimised:
+    """One event past the allowlist and the guard, not yet stored."""
+
+    meta: EventMeta
+    records: list[Record]
+    hits: list[guard.GuardHit]
+    dropped: int
+    handled: bool
 
 
 class Pipeline:
@@ -70,7 +83,76 @@ class Pipeline:
         adapter.verify(raw_body, headers, endpoint)
         transmission_digest = self._transmission_digest(adapter, headers)
         event = adapter.parse(raw_body)
+        return self.admit(
+            adapter,
+            endpoint,
+            event,
+            headers,
+            body_digest=hashlib.sha256(raw_body).hexdigest(),
+            transmission_digest=transmission_digest,
+            started=started,
+        )
+
+    def admit(
+        self,
+        adapter: Adapter,
+        endpoint: EndpointConfig,
+        event: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        body_digest: str,
+        transmission_digest: str | None = None,
+        snapshot: bool = False,
+        started: float | None = None,
+    ) -> Outcome:
+        """Minimise and store one verified event (a delivery, or one read back by backfill).
+
+        ``snapshot`` marks an event made from an object's current state: its time is when
+        it was read, so an erasure always wins over it (EventMeta.time_unknown).
+        """
+        started = time.perf_counter() if started is None else started
+        minimised = self.minimise(adapter, event, headers, snapshot=snapshot)
+        meta, records = minimised.meta, minimised.records
+        observed = self.trail.observe(adapter.name, meta.type, event, records, minimised.hits)
+        status = self.store.apply(
+            provider=adapter.name,
+            account=endpoint.name,
+            meta=meta,
+            records=records,
+            outcome="stored" if minimised.handled else "ignored",
+            dropped_fields=minimised.dropped,
+            trail=observed,
+            body_digest=body_digest,
+            transmission_digest=transmission_digest,
+        )
+        log.info(
+            "delivery %s",
+            status,
+            extra={
+                "provider": adapter.name,
+                "account": endpoint.name,
+                "event_id": meta.id,
+                "records": len(records),
+                "dropped_fields": minimised.dropped,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return Outcome(
+            status=status, event_id=meta.id, records=len(records), dropped=minimised.dropped
+        )
+
+    def minimise(
+        self,
+        adapter: Adapter,
+        event: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        snapshot: bool = False,
+    ) -> Minimised:
+        """Return an event's meta and its records past the allowlist and the guard."""
         meta = adapter.meta(event, headers)
+        if snapshot:
+            meta = replace(meta, time_unknown=True)
         # The first line for what every delivery stores besides its records; the column
         # types refuse the same values again at the storage boundary (gateway.storage.tables).
         if guard.scan_event_id(meta.id) is not None or guard.card_data_reason(meta.type):
@@ -86,31 +168,7 @@ class Pipeline:
                 extra={"provider": adapter.name, "path": hit.path, "reason": hit.reason},
             )
         dropped = len(sanitised.dropped) + len(hits)
-        observed = self.trail.observe(adapter.name, meta.type, event, records, hits)
-        status = self.store.apply(
-            provider=adapter.name,
-            account=endpoint.name,
-            meta=meta,
-            records=records,
-            outcome="stored" if sanitised.handled else "ignored",
-            dropped_fields=dropped,
-            trail=observed,
-            body_digest=hashlib.sha256(raw_body).hexdigest(),
-            transmission_digest=transmission_digest,
-        )
-        log.info(
-            "delivery %s",
-            status,
-            extra={
-                "provider": adapter.name,
-                "account": endpoint.name,
-                "event_id": meta.id,
-                "records": len(records),
-                "dropped_fields": dropped,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        return Outcome(status=status, event_id=meta.id, records=len(records), dropped=dropped)
+        return Minimised(meta, records, hits, dropped, sanitised.handled)
 
     @staticmethod
     def _transmission_digest(adapter: Adapter, headers: Mapping[str, str]) -> str | None:

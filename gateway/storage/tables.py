@@ -393,6 +393,27 @@ erasures = Table(
     PrimaryKeyConstraint("provider", "account", "kind", "bidx"),
 )
 
+# Where a `paysieve backfill` of one endpoint stopped (gateway.ingest.backfill), so a rerun of
+# the same window resumes there. Provider cursors and counts only: never a payload.
+backfill_checkpoints = Table(
+    "backfill_checkpoints",
+    metadata,
+    Column("provider", Text(16), nullable=False),
+    Column("account", Text(64), nullable=False),
+    # The window being backfilled: a rerun with another window starts over.
+    Column("since", UTCDateTime(), nullable=False),
+    Column("until", UTCDateTime(), nullable=False),
+    # The provider collection being read (events, payments, refunds, ...).
+    Column("resource", Text(32), nullable=False),
+    # The provider's page cursor (an object id, or a next link's query), if it has one.
+    Column("cursor", Text(2048), nullable=True),
+    # Objects of the resource read so far (Razorpay's skip).
+    Column("position", Count(), nullable=False, default=0),
+    Column("objects", Count(), nullable=False, default=0),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("provider", "account"),
+)
+
 RECORD_TABLES: dict[str, Table] = {
     "transaction": transactions,
     "payment_method": payment_methods,

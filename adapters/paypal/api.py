@@ -1,0 +1,134 @@
+"""PayPal's webhook event list (GET /v1/notifications/webhooks-events).
+
+The same OAuth client credentials as the `api` verification mode, with the same token
+cache (adapters.paypal.verify_api.ApiVerifier); the REST app needs no more than the
+Webhooks feature it already has for verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import requests
+
+from adapters.api import ApiClient, Item, Page, ProviderAuthError, Source, object_list
+from adapters.paypal.verify_api import ApiVerifier
+from gateway.config.settings import API_BASES, EndpointConfig, Settings, option_name
+from gateway.core.errors import ConfigurationError, UpstreamUnavailable
+from gateway.storage.checkpoints import Cursor
+
+EVENTS_PATH: Final = "/v1/notifications/webhooks-events"
+PAGE_SIZE: Final = 100
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PayPalEvents(Source):
+    """One REST app's webhook events in a window, following the next links."""
+
+    resources = ("webhooks-events",)
+
+    def __init__(self, client: ApiClient, verifier: ApiVerifier, credentials: str) -> None:
+        self.client = client
+        self.verifier = verifier
+        self.credentials = credentials
+
+    @classmethod
+    def for_endpoint(
+        cls,
+        settings: Settings,
+        endpoint: EndpointConfig,
+        *,
+        session: requests.Session | None = None,
+    ) -> PayPalEvents:
+        """Build the listing from the endpoint's client credentials and api_base, or refuse."""
+        names = (
+            f"{option_name(settings, endpoint, 'client_id')} and"
+            f" {option_name(settings, endpoint, 'client_secret')}"
+        )
+        options = endpoint.options
+        if not options.get("client_id") or not options.get("client_secret"):
+            raise ConfigurationError(
+                f"paypal endpoint {endpoint.name!r} has no client credentials: set {names}"
+            )
+        verifier = ApiVerifier.from_options(options)
+        base = str(options.get("api_base") or API_BASES["paypal"][0])
+        client = ApiClient(
+            provider="paypal",
+            api_base=base,
+            credentials=names,
+            headers=lambda: {"Authorization": f"Bearer {_token(verifier, names)}"},
+            session=session,
+        )
+        return cls(client, verifier, names)
+
+    def pages(self, since: datetime, until: datetime, start: Cursor | None) -> Iterator[Page]:
+        """Yield the events created in [since, until], from start's page on."""
+        query: str | None = start.token if start is not None else None
+        position = start.position if start is not None else 0
+        while True:
+            params: Any
+            if query is None:
+                params = {
+                    "start_time": _time(since),
+                    "end_time": _time(until),
+                    "page_size": PAGE_SIZE,
+                }
+            else:
+                # The query of PayPal's own next link, as it gave it.
+                params = None
+            path = EVENTS_PATH if query is None else f"{EVENTS_PATH}?{query}"
+            answer = self.client.get(path, params, on_unauthorized=self._renew)
+            listed = object_list(answer, "events", "paypal")
+            items: list[Item] = []
+            refused = 0
+            for event in listed:
+                if isinstance(event, dict) and isinstance(event.get("id"), str):
+                    items.append(Item(event=event))
+                else:
+                    refused += 1
+            position += len(listed)
+            query = self._next_query(answer)
+            yield Page(
+                items,
+                refused,
+                None if query is None else Cursor("webhooks-events", query, position),
+            )
+            if query is None:
+                return
+
+    def _renew(self) -> bool:
+        self.verifier.invalidate()
+        return True
+
+    def _next_query(self, answer: Any) -> str | None:
+        """Return the query of the page's rel=next link, if it points at this listing."""
+        links = answer.get("links") if isinstance(answer, dict) else None
+        for link in links if isinstance(links, list) else ():
+            if not isinstance(link, dict) or link.get("rel") != "next":
+                continue
+            href = link.get("href")
+            if not isinstance(href, str):
+                return None
+            parts = urlsplit(href)
+            base = urlsplit(self.client.base)
+            # Never follow a link elsewhere: the bearer token goes with the request.
+            same = (parts.scheme, parts.netloc) == (base.scheme, base.netloc) or not parts.netloc
+            if not same or parts.path != EVENTS_PATH or not parts.query:
+                return None
+            return parts.query
+        return None
+
+
+def _token(verifier: ApiVerifier, names: str) -> str:
+    try:
+        return verifier.token()
+    except UpstreamUnavailable:
+        raise ProviderAuthError(
+            f"paypal API did not issue an access token: check {names}"
+        ) from None
