@@ -105,7 +105,7 @@ class ApiClient:
         auth: tuple[str, str] | None = None,
         headers: Callable[[], Mapping[str, str]] | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.provider = provider
         self.base = api_base.rstrip("/")
@@ -154,7 +154,7 @@ class ApiClient:
                         f" {MAX_RATE_LIMIT_RETRIES} retries; the checkpoint is kept: rerun"
                         " the same command later to resume"
                     )
-                self._sleep(_retry_after(response.headers.get("Retry-After")))
+                self._pause(_retry_after(response.headers.get("Retry-After")))
                 continue
             if status is None or status >= 500:
                 failures += 1
@@ -164,12 +164,15 @@ class ApiClient:
                         f"{self.provider} API {what} after {MAX_SERVER_RETRIES} retries; the"
                         " checkpoint is kept: rerun the same command to resume"
                     )
-                self._sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)))
+                self._pause(min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 1)))
                 continue
             raise ProviderApiError(
                 f"{self.provider} API answered HTTP {status} to a listing request; check the"
                 " --since/--until window and the API base setting"
             )
+
+    def _pause(self, seconds: float) -> None:
+        (self._sleep or pause)(seconds)
 
     def _send(
         self, path: str, params: Mapping[str, Any] | list[tuple[str, Any]] | None
@@ -204,6 +207,11 @@ class ApiClient:
             raise ProviderApiError(
                 f"{self.provider} API answered a page that is not JSON"
             ) from None
+
+
+def pause(seconds: float) -> None:
+    """Wait before a retry (looked up at each retry, so a test can count the waits)."""
+    time.sleep(seconds)
 
 
 def _retry_after(value: str | None) -> float:

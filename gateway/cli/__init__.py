@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli import audit, config, data_keys, db, keys, privacy, serve, simulate
+from gateway.cli import audit, backfill, config, data_keys, db, keys, privacy, serve, simulate
 from gateway.cli.common import explain_database_error
 from gateway.config.settings import debug_requested
 from gateway.core.errors import ConfigurationError, GatewayError, StorageUnavailable
@@ -63,5 +63,7 @@ for command in (
     privacy.rotate_keys,
     data_keys.data_keys,
     config.config,
+    backfill.backfill,
+    backfill.reconcile,
 ):
     main.add_command(command)
