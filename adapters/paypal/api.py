@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from adapters.api import ApiClient, Item, Page, ProviderAuthError, Source, object_list
+from adapters.api import (
+    ApiClient,
+    Item,
+    Page,
+    ProviderApiError,
+    ProviderAuthError,
+    Source,
+    object_list,
+)
 from adapters.paypal.verify_api import ApiVerifier
 from gateway.config.settings import API_BASES, EndpointConfig, Settings, option_name
 from gateway.core.errors import ConfigurationError, UpstreamUnavailable
@@ -22,6 +30,8 @@ from gateway.storage.checkpoints import Cursor
 
 EVENTS_PATH: Final = "/v1/notifications/webhooks-events"
 PAGE_SIZE: Final = 100
+# A next link's query is kept in the checkpoint (backfill_checkpoints.cursor).
+MAX_QUERY: Final = 2048
 
 
 def _time(moment: datetime) -> str:
@@ -113,14 +123,20 @@ class PayPalEvents(Source):
             if not isinstance(link, dict) or link.get("rel") != "next":
                 continue
             href = link.get("href")
-            if not isinstance(href, str):
-                return None
-            parts = urlsplit(href)
+            parts = urlsplit(href) if isinstance(href, str) else None
             base = urlsplit(self.client.base)
             # Never follow a link elsewhere: the bearer token goes with the request.
-            same = (parts.scheme, parts.netloc) == (base.scheme, base.netloc) or not parts.netloc
-            if not same or parts.path != EVENTS_PATH or not parts.query:
-                return None
+            if (
+                parts is None
+                or (parts.scheme, parts.netloc) != (base.scheme, base.netloc)
+                or parts.path != EVENTS_PATH
+                or not parts.query
+                or len(parts.query) > MAX_QUERY
+            ):
+                raise ProviderApiError(
+                    "paypal API gave a next link that is not its event list on the API base;"
+                    " not followed (the checkpoint is kept)"
+                )
             return parts.query
         return None
 
