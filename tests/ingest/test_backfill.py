@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from adapters.api import ProviderApiError, ProviderAuthError
 from adapters.stripe.adapter import SUPPORTED_EVENT_TYPES
+from gateway.audit import allowlist, scan
 from gateway.storage import checkpoints
 from tests.support.backfill import (
     STRIPE_EVENTS,
@@ -343,3 +344,15 @@ def test_dry_run_stores_nothing_and_says_what_it_would(
     assert report.counts == report.counts | {"would_store": 2, "duplicate": 1, "ignored": 1}
     assert counts(engine) == {name: len(rows) for name, rows in before.items()}
     assert plain_rows(engine) == before
+
+
+def test_the_audit_scan_finds_nothing_after_an_interrupted_backfill(
+    stripe_app: Flask, engine: Engine, servers: responses.RequestsMock
+) -> None:
+    events, _planted = planted_events()
+    servers.get(STRIPE_EVENTS, json=stripe_page(events, has_more=True))
+    since, until = window()
+    run_backfill(stripe_app, "stripe", since=since, until=until, stop_after=1)
+    assert len(all_rows(engine)["backfill_checkpoints"]) == 1
+    result = scan.scan(engine, allowlist.load())
+    assert result.findings == []
