@@ -138,6 +138,9 @@ class ApiClient:
             status = response.status_code if response is not None else None
             if status == 200 and response is not None:
                 return self._json(response)
+            if response is not None:
+                # Streamed: give the connection back; only the status and headers are read.
+                response.close()
             if status == 401 and on_unauthorized is not None and on_unauthorized():
                 on_unauthorized = None
                 continue

@@ -220,3 +220,14 @@ def test_config_check_masks_the_api_credentials(config: Path) -> None:
     )
     assert STRIPE_KEY not in result.output and RAZORPAY_KEY_SECRET not in result.output
     assert "stripe.default.api_key" in result.output
+
+
+def test_another_endpoint_is_named_by_its_table(tmp_path: Path, config: Path) -> None:
+    config.write_text(
+        config.read_text()
+        + '[[endpoints]]\nprovider = "stripe"\nname = "eu"\n'
+        + f'webhook_secrets = ["{STRIPE_SECRET}"]\n'
+    )
+    result = invoke(config, "backfill", "stripe", "--endpoint", "eu", "--since", "1d")
+    assert result.exit_code == 1
+    assert "set api_key of stripe endpoint 'eu' to a restricted key" in result.output
