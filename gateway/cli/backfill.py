@@ -157,10 +157,13 @@ def backfill(
                 pass
     _print_backfill(report)
     if report.interrupted:
-        click.echo(
-            f"Interrupted; the checkpoint is saved: resume with `{_resume_command(report)}`",
-            err=True,
-        )
+        if report.dry_run:
+            click.echo("Interrupted (a dry run saves no checkpoint).", err=True)
+        else:
+            click.echo(
+                f"Interrupted; the checkpoint is saved: resume with `{_resume_command(report)}`",
+                err=True,
+            )
         sys.exit(EXIT_INTERRUPTED)
 
 
