@@ -112,12 +112,23 @@ OPTION_TEXT: dict[str, str] = {
         "verify-webhook-signature API) or `cert` (offline, against PayPal's certificate)."
     ),
     "api_base": (
-        "PayPal's API host for `api` mode; the sandbox is "
-        "`https://api-m.sandbox.paypal.com`. Must be https: anything else is refused at "
-        "start."
+        "The provider's API host: PayPal's for `api` mode and backfill (the sandbox is "
+        "`https://api-m.sandbox.paypal.com`), Stripe's and Razorpay's for backfill and "
+        "reconcile only. Must be https: anything else is refused at start."
     ),
-    "client_id": "The REST app's client id (`api` mode).",
-    "client_secret": "The REST app's client secret (`api` mode).",
+    "client_id": "The REST app's client id (`api` mode, and backfill and reconcile).",
+    "client_secret": "The REST app's client secret (`api` mode, and backfill and reconcile).",
+    "api_key": (
+        "Stripe, for [backfill and reconcile](../backfill.md) only: a restricted key whose one "
+        "permission is Events: Read."
+    ),
+    "key_id": (
+        "Razorpay, for [backfill and reconcile](../backfill.md) only: the API key id of a key "
+        "pair given to paysieve alone."
+    ),
+    "key_secret": (
+        "Razorpay, for [backfill and reconcile](../backfill.md) only: that key pair's secret."
+    ),
     "trust_roots": (
         "`cert` mode: the PEM bundle PayPal's certificate must chain to, or `certifi` for "
         "certifi's bundle. Read at start: a bad path stops it."
