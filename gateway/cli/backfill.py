@@ -126,7 +126,10 @@ def _store() -> Iterator[tuple[Pipeline, Store]]:
 def backfill(
     provider: str, endpoint_name: str, since: datetime, until: datetime | None, dry_run: bool
 ) -> None:
-    """Store what a provider sent in a window, through the webhook pipeline; resumable."""
+    """Fetch missed events and store them.
+
+    Stores what a provider sent in a window, through the webhook pipeline; resumable.
+    """
     with _store() as (pipeline, _store_), _interruptible() as should_stop:
         settings = pipeline.settings
         endpoint = endpoint_for(settings, provider, endpoint_name)
@@ -194,8 +197,9 @@ def _print_backfill(report: Report) -> None:
 def reconcile(
     provider: str, endpoint_name: str, since: datetime, until: datetime | None, as_json: bool
 ) -> None:
-    """Compare a provider's objects in a window with the stored records; write nothing.
+    """Compare provider objects with the stored records.
 
+    Compares a provider's objects in a window with the stored records and writes nothing.
     Exits 3 when some are missing or differ.
     """
     until = until or datetime.now(UTC).replace(microsecond=0)
