@@ -197,7 +197,7 @@ def _print_backfill(report: Report) -> None:
 def reconcile(
     provider: str, endpoint_name: str, since: datetime, until: datetime | None, as_json: bool
 ) -> None:
-    """Compare provider objects with the stored records.
+    """Compare provider objects with stored records.
 
     Compares a provider's objects in a window with the stored records and writes nothing.
     Exits 3 when some are missing or differ.
