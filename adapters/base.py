@@ -186,6 +186,10 @@ class Adapter(ABC):
     def dev_options(self, var_dir: Path) -> dict[str, Any]:
         """Return options for a local development endpoint, with freshly generated secrets."""
 
+    def sample_variants(self, event_type: str) -> tuple[dict[str, str], ...]:
+        """Return the sample_event options that give differently shaped samples of a type."""
+        return ({},)
+
     def supported_event_types(self) -> tuple[str, ...]:
         """Return the event types that become records (the module's SUPPORTED_EVENT_TYPES)."""
         found = getattr(sys.modules[type(self).__module__], "SUPPORTED_EVENT_TYPES", ())

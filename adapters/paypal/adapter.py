@@ -25,16 +25,20 @@ from adapters.paypal import samples
 from adapters.paypal.devpki import DEV_CERT_URL, write_dev_pki
 from adapters.paypal.schemas import (
     AuthorizationSchema,
+    AuthorizationV1Schema,
     BillingInfoSchema,
     CaptureSchema,
     CardSchema,
     CustomerRefSchema,
     LinkSchema,
     MoneySchema,
+    MoneyV1Schema,
     OrderSchema,
     PaymentTokenSchema,
     RefundSchema,
     RelatedIdsSchema,
+    SaleRefundSchema,
+    SaleSchema,
     SubscriptionSchema,
     VaultAttributesSchema,
     to_minor_units,
@@ -113,7 +117,40 @@ _SUBSCRIPTION_STATUS: Final = {
     "CANCELLED": "canceled",
     "EXPIRED": "expired",
 }
+# Payments v1 words (lower case): sales, their refunds and reversals, authorizations.
+_SALE_STATUS: Final = {
+    "completed": "succeeded",
+    "pending": "pending",
+    "denied": "failed",
+    "refunded": "refunded",
+    "partially_refunded": "partially_refunded",
+    # As with a reversed capture: PayPal took the money back.
+    "reversed": "refunded",
+}
+_SALE_REFUND_STATUS: Final = {
+    "completed": "succeeded",
+    "pending": "pending",
+    "failed": "failed",
+    "cancelled": "canceled",
+}
+_AUTHORIZATION_V1_STATUS: Final = {
+    "pending": "pending",
+    "authorized": "authorized",
+    "captured": "succeeded",
+    "partially_captured": "succeeded",
+    "expired": "canceled",
+    "voided": "canceled",
+}
+# States only a sale has: a REFUNDED or REVERSED resource in one is the sale itself
+# (its new state), not the refund or reversal transaction PayPal usually sends.
+_SALE_ONLY_STATES: Final = frozenset({"refunded", "partially_refunded", "reversed", "denied"})
+_SALE_REFUND_EVENTS: Final = frozenset({"PAYMENT.SALE.REFUNDED", "PAYMENT.SALE.REVERSED"})
+
 _IMPLIED_STATUS: Final = {
+    "PAYMENT.SALE.COMPLETED": "succeeded",
+    "PAYMENT.SALE.PENDING": "pending",
+    "PAYMENT.SALE.DENIED": "failed",
+    "PAYMENT.SALE.REVERSED": "refunded",
     "PAYMENT.CAPTURE.COMPLETED": "succeeded",
     "PAYMENT.CAPTURE.PENDING": "pending",
     "PAYMENT.CAPTURE.DENIED": "failed",
@@ -143,6 +180,10 @@ _CUSTOMER = CustomerRefSchema()
 _TOKEN = PaymentTokenSchema()
 _SUBSCRIPTION = SubscriptionSchema()
 _BILLING = BillingInfoSchema()
+_MONEY_V1 = MoneyV1Schema()
+_SALE = SaleSchema()
+_SALE_REFUND = SaleRefundSchema()
+_AUTHORIZATION_V1 = AuthorizationV1Schema()
 
 # Every schema by the object path config/allowlist.toml names its sources by.
 SCHEMAS: Final[dict[str, Schema]] = {
@@ -159,6 +200,10 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "payment_source.card.attributes.vault": _VAULT,
     "customer": _CUSTOMER,
     "billing_info": _BILLING,
+    "sale": _SALE,
+    "sale_refund": _SALE_REFUND,
+    "authorization_v1": _AUTHORIZATION_V1,
+    "amount_v1": _MONEY_V1,
 }
 
 
@@ -182,6 +227,27 @@ def money(value: Any, path: str) -> tuple[int, str]:
     currency = loaded["currency_code"]
     try:
         return to_minor_units(loaded["value"], currency_exponent(currency)), currency
+    except ValueError as exc:
+        # The message names the path only: the value itself never leaves the gateway.
+        raise MalformedBody(f"{path} is not a valid {currency} amount") from exc
+
+
+def money_v1(value: Any, path: str, *, refund: bool = False) -> tuple[int, str]:
+    """Return (minor units, currency) of a Payments v1 amount, or raise MalformedBody."""
+    try:
+        loaded = _MONEY_V1.load(value) if isinstance(value, Mapping) else None
+    except ValidationError:
+        loaded = None
+    if loaded is None:
+        raise MalformedBody(f"{path} is not a valid PayPal amount")
+    currency = loaded["currency"]
+    total = loaded["total"]
+    if refund and total.startswith("-"):
+        # PayPal writes what a refund or reversal took back as a negative total
+        # ("-0.49"); a refund record's amount is what went back, as Stripe's is.
+        total = total[1:]
+    try:
+        return to_minor_units(total, currency_exponent(currency)), currency
     except ValueError as exc:
         # The message names the path only: the value itself never leaves the gateway.
         raise MalformedBody(f"{path} is not a valid {currency} amount") from exc
@@ -272,11 +338,97 @@ def _capture_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
 
 
 def _authorization_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
-    _authorization(run, obj, _RESOURCE, {})
+    # One event type, two resource versions: a v1 Payments authorization (state,
+    # amount.total) or a v2 one (status, amount.value), by what the body carries.
+    if _is_v1(obj):
+        _authorization_v1(run, obj, _RESOURCE)
+    else:
+        _authorization(run, obj, _RESOURCE, {})
 
 
 def _refund_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
     _refund(run, obj, _RESOURCE, {})
+
+
+# -- Payments v1: sales (how PayPal bills subscriptions), refunds, authorizations -------
+
+
+def _is_v1(obj: Mapping[str, Any]) -> bool:
+    """Return whether a resource is a Payments v1 object rather than a v2 one."""
+    amount = obj.get("amount")
+    if isinstance(amount, Mapping):
+        return "total" in amount or ("currency" in amount and "currency_code" not in amount)
+    return "state" in obj and "status" not in obj
+
+
+def _copy_ids(values: dict[str, Any], loaded: Mapping[str, Any], pairs: Mapping[str, str]) -> None:
+    """Copy the ids present (record name -> PayPal name); a null is unknown, not cleared."""
+    for name, source in pairs.items():
+        if isinstance(loaded.get(source), str):
+            values[name] = loaded[source]
+
+
+def _add_money_v1(
+    values: dict[str, Any], obj: Mapping[str, Any], prefix: str, *, refund: bool = False
+) -> None:
+    if obj.get("amount") is not None:
+        values["amount"], values["currency"] = money_v1(
+            obj["amount"], prefix + "amount", refund=refund
+        )
+
+
+def _sale(run: SanitiseRun, obj: Mapping[str, Any], prefix: str) -> None:
+    loaded = run.load(_SALE, obj, prefix)
+    if not isinstance(loaded.get("id"), str):
+        return
+    values: dict[str, Any] = {"id": loaded["id"], "kind": "payment"}
+    if "state" in loaded:
+        values["provider_status"] = loaded["state"]
+    values["status"] = run.status(loaded.get("state"), _SALE_STATUS, "pending")
+    _add_money_v1(values, obj, prefix)
+    # A subscription's payments are sales on its billing agreement (the I- id); the
+    # parent payment (PAY-) is the v1 counterpart of a v2 order.
+    _copy_ids(values, loaded, {"subscription": "billing_agreement_id", "order": "parent_payment"})
+    run.emit("transaction", values)
+
+
+def _sale_refund(run: SanitiseRun, obj: Mapping[str, Any], prefix: str) -> None:
+    loaded = run.load(_SALE_REFUND, obj, prefix)
+    if not isinstance(loaded.get("id"), str):
+        return
+    values: dict[str, Any] = {"id": loaded["id"], "kind": "refund"}
+    if "state" in loaded:
+        values["provider_status"] = loaded["state"]
+    # The event type (SALE.REFUNDED, SALE.REVERSED) describes the sale, not this refund.
+    word = loaded.get("state")
+    values["status"] = (
+        _SALE_REFUND_STATUS.get(word, "pending") if isinstance(word, str) else "pending"
+    )
+    _add_money_v1(values, obj, prefix, refund=True)
+    _copy_ids(values, loaded, {"refund_of": "sale_id", "order": "parent_payment"})
+    run.emit("transaction", values)
+
+
+def _authorization_v1(run: SanitiseRun, obj: Mapping[str, Any], prefix: str) -> None:
+    loaded = run.load(_AUTHORIZATION_V1, obj, prefix)
+    if not isinstance(loaded.get("id"), str):
+        return
+    values: dict[str, Any] = {"id": loaded["id"], "kind": "payment"}
+    if "state" in loaded:
+        values["provider_status"] = loaded["state"]
+    values["status"] = run.status(loaded.get("state"), _AUTHORIZATION_V1_STATUS, "pending")
+    _add_money_v1(values, obj, prefix)
+    _copy_ids(values, loaded, {"order": "parent_payment"})
+    run.emit("transaction", values)
+
+
+def _sale_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
+    state = obj.get("state")
+    if run.event_type in _SALE_REFUND_EVENTS and state not in _SALE_ONLY_STATES:
+        # PayPal sends the refund (or the reversal) transaction, its total negative.
+        _sale_refund(run, obj, _RESOURCE)
+    else:
+        _sale(run, obj, _RESOURCE)
 
 
 # -- payment methods ----------------------------------------------------------
@@ -410,6 +562,11 @@ def _subscription_event(run: SanitiseRun, obj: Mapping[str, Any]) -> None:
 Handler = Callable[[SanitiseRun, Mapping[str, Any]], None]
 
 _HANDLERS: Final[dict[str, Handler]] = {
+    "PAYMENT.SALE.COMPLETED": _sale_event,
+    "PAYMENT.SALE.PENDING": _sale_event,
+    "PAYMENT.SALE.DENIED": _sale_event,
+    "PAYMENT.SALE.REFUNDED": _sale_event,
+    "PAYMENT.SALE.REVERSED": _sale_event,
     "PAYMENT.CAPTURE.COMPLETED": _capture_event,
     "PAYMENT.CAPTURE.PENDING": _capture_event,
     "PAYMENT.CAPTURE.DENIED": _capture_event,
@@ -614,11 +771,21 @@ class PayPalAdapter(Adapter):
         handler(run, resource)
         return run.out
 
-    def sample_event(self, event_type: str, *, event_id: str | None = None) -> dict[str, Any]:
-        """Return a realistic PayPal event of a supported type, personal data included."""
+    def sample_event(
+        self, event_type: str, *, event_id: str | None = None, version: str | None = None
+    ) -> dict[str, Any]:
+        """Return a realistic PayPal event of a supported type, personal data included.
+
+        version picks the resource version where PayPal sends two (``"1.0"`` for a
+        Payments v1 authorization); by default the current one.
+        """
         if event_type not in _HANDLERS:
             raise ValueError(f"unsupported PayPal event type: {event_type}")
-        return samples.build_event(event_type, event_id_=event_id)
+        return samples.build_event(event_type, event_id_=event_id, version=version)
+
+    def sample_variants(self, event_type: str) -> tuple[dict[str, str], ...]:
+        """Return one option set per resource version PayPal sends the type in."""
+        return tuple({"version": v} for v in samples.VERSIONS.get(event_type, ())) or ({},)
 
     def sample_event_types(self) -> tuple[str, ...]:
         """Return the event types sample_event builds."""

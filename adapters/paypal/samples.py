@@ -1,6 +1,6 @@
 """Realistic PayPal webhook events, personal data included, for simulate and tests.
 
-The resources follow the shapes PayPal sends (Orders v2, Payments v2,
+The resources follow the shapes PayPal sends (Orders v2, Payments v2 and v1,
 Subscriptions v1, Vault v3); the people, cards and ids are made up. Ids are
 fresh random values on every call so repeated simulations never collide.
 """
@@ -45,6 +45,8 @@ class _Ids:
     capture: str = field(default_factory=random_id)
     authorization: str = field(default_factory=random_id)
     refund: str = field(default_factory=random_id)
+    sale: str = field(default_factory=random_id)
+    payment: str = field(default_factory=lambda: "PAY-" + random_id(24))
     subscription: str = field(default_factory=lambda: "I-" + random_id(12))
     plan: str = field(default_factory=lambda: "P-" + random_id(24))
     token: str = field(default_factory=lambda: random_id(10, _MIXED).lower())
@@ -216,6 +218,109 @@ def _authorization(ids: _Ids, *, status: str) -> Obj:
     }
 
 
+def _amount_v1(total: str, currency: str = "USD", **details: str) -> Obj:
+    return {"total": total, "currency": currency, "details": details or {"subtotal": total}}
+
+
+def _sale_v1(ids: _Ids, *, state: str, subscription: bool = True) -> Obj:
+    """A Payments v1 sale: how PayPal bills a subscription, or a one-off v1 payment."""
+    ts = rfc3339(ids.now)
+    sale: Obj = {
+        "id": ids.sale,
+        "state": state,
+        "amount": _amount_v1("9.99"),
+        "payment_mode": "INSTANT_TRANSFER",
+        "protection_eligibility": "ELIGIBLE",
+        "protection_eligibility_type": "ITEM_NOT_RECEIVED_ELIGIBLE,UNAUTHORIZED_PAYMENT_ELIGIBLE",
+        "transaction_fee": {"value": "0.59", "currency": "USD"},
+        "custom": "member-8812 for Jane Doe",
+        "invoice_number": "INV-2026-0042",
+        "soft_descriptor": "PAYPAL *PAYSIEVE DEMO",
+        "description": "Monthly membership for Jane Doe",
+        "create_time": ts,
+        "update_time": ts,
+        "links": [
+            _link(f"/v1/payments/sale/{ids.sale}"),
+            _link(f"/v1/payments/sale/{ids.sale}/refund", "refund", "POST"),
+        ],
+    }
+    if subscription:
+        sale["billing_agreement_id"] = ids.subscription
+    else:
+        sale["payment_mode"] = "ECHECK"
+        sale["parent_payment"] = ids.payment
+        sale["clearing_time"] = rfc3339(ids.now + timedelta(days=7))
+        sale["links"].append(_link(f"/v1/payments/payment/{ids.payment}", "parent_payment"))
+    if state == "pending":
+        sale["reason_code"] = "ECHECK"
+    if state == "denied":
+        sale["reason_code"] = "PAYMENT_DENIED"
+        sale.pop("transaction_fee")
+    return sale
+
+
+def _sale_refund_v1(ids: _Ids, *, reversal: bool) -> Obj:
+    """What SALE.REFUNDED and SALE.REVERSED carry: the refund (or reversal) transaction."""
+    ts = rfc3339(ids.now)
+    links = [_link(f"/v1/payments/refund/{ids.refund}")]
+    if reversal:
+        # PayPal took the money back (a chargeback): a negative total, no sale named.
+        return {
+            "id": ids.refund,
+            "state": "completed",
+            "amount": _amount_v1("-9.99", subtotal="-9.49", tax="-0.50"),
+            "reason_code": "CHARGEBACK",
+            "create_time": ts,
+            "update_time": ts,
+            "links": links,
+        }
+    links.append(_link(f"/v1/payments/sale/{ids.sale}", "sale"))
+    links.append(_link(f"/v1/payments/payment/{ids.payment}", "parent_payment"))
+    return {
+        "id": ids.refund,
+        "state": "completed",
+        "amount": {"total": "9.99", "currency": "USD"},
+        "sale_id": ids.sale,
+        "parent_payment": ids.payment,
+        "refund_from_transaction_fee": {"currency": "USD", "value": "0.29"},
+        "refund_from_received_amount": {"currency": "USD", "value": "9.70"},
+        "total_refunded_amount": {"currency": "USD", "value": "9.99"},
+        "custom": "member-8812 for Jane Doe",
+        "invoice_number": "INV-2026-0042",
+        "description": "Refund for Jane Doe, call her on 4085551234",
+        "reason": "Jane Doe cancelled within the trial",
+        "create_time": ts,
+        "update_time": ts,
+        "links": links,
+    }
+
+
+def _authorization_v1(ids: _Ids, *, state: str) -> Obj:
+    """A Payments v1 authorization (state, amount.total), as v1 integrations receive it."""
+    ts = rfc3339(ids.now)
+    return {
+        "id": ids.authorization,
+        "state": state,
+        "amount": _amount_v1("42.50", subtotal="40.00", tax="2.50"),
+        "payment_mode": "INSTANT_TRANSFER",
+        "protection_eligibility": "ELIGIBLE",
+        "protection_eligibility_type": "ITEM_NOT_RECEIVED_ELIGIBLE,UNAUTHORIZED_PAYMENT_ELIGIBLE",
+        "parent_payment": ids.payment,
+        "custom": "member-8812 renewal for Jane Doe",
+        "invoice_number": "INV-2026-0042",
+        "soft_descriptor": "PAYPAL *PAYSIEVE DEMO",
+        "valid_until": rfc3339(ids.now + timedelta(days=29)),
+        "create_time": ts,
+        "update_time": ts,
+        "links": [
+            _link(f"/v1/payments/authorization/{ids.authorization}"),
+            _link(f"/v1/payments/authorization/{ids.authorization}/capture", "capture", "POST"),
+            _link(f"/v1/payments/authorization/{ids.authorization}/void", "void", "POST"),
+            _link(f"/v1/payments/payment/{ids.payment}", "parent_payment"),
+        ],
+    }
+
+
 def _purchase_unit(ids: _Ids, *, captured: bool) -> Obj:
     unit: Obj = {
         "reference_id": "default",
@@ -335,6 +440,33 @@ class _Kind:
 
 
 _KINDS: Final[dict[str, _Kind]] = {
+    "PAYMENT.SALE.COMPLETED": _Kind(
+        "sale",
+        "1.0",
+        "Payment completed for $ 9.99 USD",
+        lambda i: _sale_v1(i, state="completed"),
+    ),
+    "PAYMENT.SALE.PENDING": _Kind(
+        "sale",
+        "1.0",
+        "Payment pending for $ 9.99 USD",
+        lambda i: _sale_v1(i, state="pending", subscription=False),
+    ),
+    "PAYMENT.SALE.DENIED": _Kind(
+        "sale", "1.0", "A $ 9.99 USD sale payment was denied", lambda i: _sale_v1(i, state="denied")
+    ),
+    "PAYMENT.SALE.REFUNDED": _Kind(
+        "refund",
+        "1.0",
+        "A $ 9.99 USD sale payment was refunded",
+        lambda i: _sale_refund_v1(i, reversal=False),
+    ),
+    "PAYMENT.SALE.REVERSED": _Kind(
+        "refund",
+        "1.0",
+        "A $ 9.99 USD sale payment was reversed",
+        lambda i: _sale_refund_v1(i, reversal=True),
+    ),
     "PAYMENT.CAPTURE.COMPLETED": _Kind(
         "capture",
         "2.0",
@@ -427,12 +559,41 @@ _KINDS: Final[dict[str, _Kind]] = {
     ),
 }
 
+# The same event types as Payments v1 integrations receive them.
+_V1_KINDS: Final[dict[str, _Kind]] = {
+    "PAYMENT.AUTHORIZATION.CREATED": _Kind(
+        "authorization",
+        "1.0",
+        "A payment authorization was created",
+        lambda i: _authorization_v1(i, state="authorized"),
+    ),
+    "PAYMENT.AUTHORIZATION.VOIDED": _Kind(
+        "authorization",
+        "1.0",
+        "A payment authorization was voided",
+        lambda i: _authorization_v1(i, state="voided"),
+    ),
+}
+
 EVENT_TYPES: Final[tuple[str, ...]] = tuple(_KINDS)
+# The resource versions each event type has samples in ("2.0" and "1.0" where both exist).
+VERSIONS: Final[dict[str, tuple[str, ...]]] = {
+    event_type: (kind.resource_version,)
+    + ((_V1_KINDS[event_type].resource_version,) if event_type in _V1_KINDS else ())
+    for event_type, kind in _KINDS.items()
+}
 
 
-def build_event(event_type: str, *, event_id_: str | None = None) -> Obj:
-    """Return a full webhook event of a supported type with fresh ids."""
-    return _envelope(event_type, _Ids(), event_id_=event_id_)
+def build_event(
+    event_type: str, *, event_id_: str | None = None, version: str | None = None
+) -> Obj:
+    """Return a full webhook event of a supported type with fresh ids (in a resource version)."""
+    kind = _KINDS[event_type]
+    if version is not None and version != kind.resource_version:
+        if event_type not in _V1_KINDS or version != _V1_KINDS[event_type].resource_version:
+            raise ValueError(f"no PayPal {event_type} sample in resource version {version}")
+        kind = _V1_KINDS[event_type]
+    return _envelope(event_type, _Ids(), event_id_=event_id_, kind=kind)
 
 
 # One customer's vaulted card, an order paid with it, captured and refunded, in PayPal's order.
@@ -455,8 +616,10 @@ def lifecycle() -> list[tuple[str, Obj]]:
     return events
 
 
-def _envelope(event_type: str, ids: _Ids, *, event_id_: str | None = None) -> Obj:
-    kind = _KINDS[event_type]
+def _envelope(
+    event_type: str, ids: _Ids, *, event_id_: str | None = None, kind: _Kind | None = None
+) -> Obj:
+    kind = kind or _KINDS[event_type]
     wh = event_id_ or event_id()
     return {
         "id": wh,

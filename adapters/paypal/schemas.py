@@ -175,3 +175,40 @@ class BillingInfoSchema(StrictSchema):
     """When a subscription next bills (the end of the current period)."""
 
     next_billing_time = Rfc3339()
+
+
+# -- Payments v1 (sales, their refunds and reversals, authorizations) -----------------
+
+
+class MoneyV1Schema(StrictSchema):
+    """A Payments v1 amount (``total`` and ``currency``; its ``details`` are never read)."""
+
+    currency = Currency(required=True)
+    # Shape is checked by to_minor_units, which knows the currency's exponent.
+    total = fields.String(required=True)
+
+
+class SaleSchema(StrictSchema):
+    """A v1 sale: its id, state, billing agreement (the subscription) and parent payment."""
+
+    id = Id()
+    state = Word()
+    billing_agreement_id = Id()
+    parent_payment = Id()
+
+
+class SaleRefundSchema(StrictSchema):
+    """A v1 refund or reversal of a sale: its id, state, the sale and the parent payment."""
+
+    id = Id()
+    state = Word()
+    sale_id = Id()
+    parent_payment = Id()
+
+
+class AuthorizationV1Schema(StrictSchema):
+    """A v1 authorization: its id, state and parent payment."""
+
+    id = Id()
+    state = Word()
+    parent_payment = Id()

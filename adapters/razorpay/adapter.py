@@ -126,6 +126,8 @@ _IMPLIED_STATUS: Final = {
     "payment.failed": "failed",
     "order.paid": "succeeded",
     "payment_link.paid": "succeeded",
+    "qr_code.credited": "succeeded",
+    "virtual_account.credited": "succeeded",
     "refund.created": "pending",
     "refund.processed": "succeeded",
     "refund.failed": "failed",
@@ -180,7 +182,10 @@ _TOKEN_EVENTS: Final = (
 
 # Every event type whose entities become records. payment_link.* carry no
 # record of their own (a link is not a payment); paid and partially_paid are
-# handled for the payment they carry, cancelled and expired are ignored.
+# handled for the payment they carry, cancelled and expired are ignored. Likewise
+# a QR code or a virtual account is where a customer paid, not a payment: the
+# credited events are handled for the payment entity they carry (the only
+# signal of that payment unless payment.captured is also subscribed).
 SUPPORTED_EVENT_TYPES: Final[tuple[str, ...]] = (
     "payment.authorized",
     "payment.captured",
@@ -188,6 +193,8 @@ SUPPORTED_EVENT_TYPES: Final[tuple[str, ...]] = (
     "order.paid",
     "payment_link.paid",
     "payment_link.partially_paid",
+    "qr_code.credited",
+    "virtual_account.credited",
     "refund.created",
     "refund.processed",
     "refund.failed",

@@ -45,6 +45,10 @@ class _Ids:
     subscription: str = field(default_factory=lambda: random_id("sub"))
     plan: str = field(default_factory=lambda: random_id("plan"))
     payment_link: str = field(default_factory=lambda: random_id("plink"))
+    qr_code: str = field(default_factory=lambda: random_id("qr"))
+    virtual_account: str = field(default_factory=lambda: random_id("va"))
+    bank_transfer: str = field(default_factory=lambda: random_id("bt"))
+    bank_account: str = field(default_factory=lambda: random_id("ba"))
 
 
 def _card(ids: _Ids, *, expiry: bool) -> Obj:
@@ -357,6 +361,85 @@ def _payment_link(ids: _Ids, *, status: str) -> Obj:
     }
 
 
+def _qr_code(ids: _Ids, *, card: bool) -> Obj:
+    """A single-use QR code (UPI, or Bharat QR for cards) that has just been paid."""
+    return {
+        "id": ids.qr_code,
+        "entity": "qr_code",
+        "created_at": ids.now - 900,
+        "name": "Gaurav Kumar's store counter",
+        "usage": "single_use",
+        "type": "bharat_qr" if card else "upi_qr",
+        "image_url": "https://rzp.io/i/BWcUVrLp",
+        "payment_amount": 50000,
+        "status": "closed",
+        "description": "QR for Gaurav Kumar, 84th Floor, Millennium Tower",
+        "fixed_amount": True,
+        "payments_amount_received": 50000,
+        "payments_count_received": 1,
+        "notes": {"purpose": "counter 2", "customer": "gaurav.kumar@example.com"},
+        "customer_id": ids.customer,
+        "close_by": ids.now + _DAY,
+        "closed_at": ids.now,
+        "close_reason": "paid",
+    }
+
+
+def _payer_bank_account(ids: _Ids) -> Obj:
+    return {
+        "id": ids.bank_account,
+        "entity": "bank_account",
+        "ifsc": "UTIB0000013",
+        "bank_name": "Axis Bank",
+        "name": "Gaurav Kumar",
+        "notes": [],
+        "account_number": "765432123456789",
+    }
+
+
+def _virtual_account(ids: _Ids) -> Obj:
+    """A Smart Collect virtual account a customer pays into by bank transfer."""
+    return {
+        "id": ids.virtual_account,
+        "name": "Gaurav Kumar",
+        "entity": "virtual_account",
+        "status": "active",
+        "description": "Virtual account for Gaurav Kumar, call +919876543210",
+        "amount_expected": None,
+        "notes": {"project": "Millennium Tower fit-out"},
+        "amount_paid": 50000,
+        "customer_id": ids.customer,
+        "receivers": [
+            {
+                "id": random_id("ba"),
+                "entity": "bank_account",
+                "ifsc": "RATN0VAAPIS",
+                "bank_name": "RBL Bank",
+                "name": "Gaurav Kumar",
+                "notes": [],
+                "account_number": "1112220061746877",
+            }
+        ],
+        "close_by": None,
+        "closed_at": None,
+        "created_at": ids.now - 86400,
+    }
+
+
+def _bank_transfer(ids: _Ids) -> Obj:
+    return {
+        "id": ids.bank_transfer,
+        "entity": "bank_transfer",
+        "payment_id": ids.payment,
+        "mode": "NEFT",
+        "bank_reference": "157414364471",
+        "amount": 50000,
+        "payer_bank_account": _payer_bank_account(ids),
+        "virtual_account_id": ids.virtual_account,
+        "virtual_account": _virtual_account(ids),
+    }
+
+
 def _envelope(ids: _Ids, event_type: str, entities: dict[str, Obj], *, created: bool = True) -> Obj:
     event: Obj = {
         "entity": "event",
@@ -485,6 +568,27 @@ def _payment_link_event(ids: _Ids, event_type: str, method: str) -> Obj:
     return _envelope(ids, event_type, entities)
 
 
+def _qr_code_event(ids: _Ids, event_type: str, method: str) -> Obj:
+    card = method == "card"
+    # A QR code takes UPI, or cards through Bharat QR; never netbanking or a wallet.
+    payment = _payment(ids, method="card" if card else "upi", order_id=None, token_id=None)
+    payment["description"] = "QRv2 Payment for Gaurav Kumar"
+    return _envelope(ids, event_type, {"payment": payment, "qr_code": _qr_code(ids, card=card)})
+
+
+def _virtual_account_event(ids: _Ids, event_type: str, method: str) -> Obj:
+    # Money pushed into a virtual account is a bank transfer, whatever the method asked for.
+    payment = _payment(ids, method="netbanking", order_id=None)
+    payment.update({"method": "bank_transfer", "bank": None, "acquirer_data": {}})
+    payment["description"] = "Bank transfer from Gaurav Kumar"
+    entities = {
+        "payment": payment,
+        "virtual_account": _virtual_account(ids),
+        "bank_transfer": _bank_transfer(ids),
+    }
+    return _envelope(ids, event_type, entities)
+
+
 def _refund_speed_changed(ids: _Ids, event_type: str, method: str) -> Obj:
     return _envelope(
         ids,
@@ -515,6 +619,8 @@ _BUILDERS: Final[dict[str, Builder]] = {
     "payment_link.partially_paid": _payment_link_event,
     "payment_link.cancelled": _payment_link_event,
     "payment_link.expired": _payment_link_event,
+    "qr_code.credited": _qr_code_event,
+    "virtual_account.credited": _virtual_account_event,
 }
 
 SAMPLE_EVENT_TYPES: Final[tuple[str, ...]] = tuple(_BUILDERS)

@@ -126,12 +126,20 @@ _IMPLIED_STATUS: Final = {
     "customer.subscription.deleted": "canceled",
     "customer.subscription.paused": "paused",
     "customer.subscription.resumed": "active",
+    "checkout.session.async_payment_succeeded": "succeeded",
+    "checkout.session.async_payment_failed": "failed",
 }
 # Stripe reports these with a word that hides the outcome: a failed
 # PaymentIntent goes back to requires_payment_method, a failed invoice stays
-# open, and a deleted subscription is canceled (said explicitly for clarity).
+# open, a deleted subscription is canceled (said explicitly for clarity), and a
+# Checkout Session whose delayed payment failed stays "unpaid".
 _OVERRIDES: Final = frozenset(
-    {"payment_intent.payment_failed", "invoice.payment_failed", "customer.subscription.deleted"}
+    {
+        "payment_intent.payment_failed",
+        "invoice.payment_failed",
+        "customer.subscription.deleted",
+        "checkout.session.async_payment_failed",
+    }
 )
 
 _PAYMENT_INTENT = PaymentIntentSchema()
@@ -507,6 +515,8 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "charge.dispute.closed": _dispute_event,
     "refund.created": _refund_event,
     "refund.updated": _refund_event,
+    # Since API version 2024-10-28 Stripe sends it for every refund type, not only cards.
+    "refund.failed": _refund_event,
     "payment_method.attached": _payment_method_event,
     "payment_method.detached": _payment_method_event,
     "payment_method.updated": _payment_method_event,
@@ -522,6 +532,10 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "invoice.finalized": _invoice_event,
     "invoice.voided": _invoice_event,
     "checkout.session.completed": _checkout_session_event,
+    # A delayed payment method (bank debit, vouchers) settles after completed:
+    # these are the only signal that the session was paid, or was not.
+    "checkout.session.async_payment_succeeded": _checkout_session_event,
+    "checkout.session.async_payment_failed": _checkout_session_event,
 }
 
 SUPPORTED_EVENT_TYPES: Final[tuple[str, ...]] = tuple(_HANDLERS)

@@ -164,7 +164,7 @@ def _charge_card_details(ids: _Ids) -> Obj:
 
 
 def _refund(ids: _Ids, *, status: str) -> Obj:
-    return {
+    refund: Obj = {
         "id": ids.refund,
         "object": "refund",
         "amount": 4999,
@@ -189,6 +189,12 @@ def _refund(ids: _Ids, *, status: str) -> Obj:
         "status": status,
         "transfer_reversal": None,
     }
+    if status == "failed":
+        # The card was closed before the refund reached it: Stripe returns the money.
+        refund["failure_reason"] = "expired_or_canceled_card"
+        refund["failure_balance_transaction"] = random_id("txn")
+        refund["destination_details"]["card"]["reference_status"] = "unavailable"
+    return refund
 
 
 def _charge(
@@ -735,6 +741,29 @@ def _checkout_session(ids: _Ids) -> Obj:
     }
 
 
+def _delayed_checkout_session(ids: _Ids, *, paid: bool) -> Obj:
+    """A subscription Checkout Session paid by bank debit: the money moves days later."""
+    session = _checkout_session(ids)
+    session.update(
+        {
+            "mode": "subscription",
+            "payment_intent": None,
+            "subscription": ids.subscription,
+            "invoice": ids.invoice,
+            "payment_method_types": ["us_bank_account"],
+            "payment_method_options": {
+                "us_bank_account": {
+                    "financial_connections": {"permissions": ["payment_method"]},
+                    "verification_method": "automatic",
+                }
+            },
+            "payment_status": "paid" if paid else "unpaid",
+            "submit_type": None,
+        }
+    )
+    return session
+
+
 # Each builder returns (data.object, data.previous_attributes or None).
 Builder = Callable[[_Ids], tuple[Obj, Obj | None]]
 
@@ -790,6 +819,7 @@ BUILDERS: Final[dict[str, Builder]] = {
     "charge.dispute.closed": lambda ids: (_dispute(ids, status="lost"), None),
     "refund.created": lambda ids: (_refund(ids, status="pending"), None),
     "refund.updated": lambda ids: (_refund(ids, status="succeeded"), {"status": "pending"}),
+    "refund.failed": lambda ids: (_refund(ids, status="failed"), {"status": "succeeded"}),
     "payment_method.attached": lambda ids: (_payment_method(ids, customer=ids.customer), None),
     "payment_method.detached": lambda ids: (
         _payment_method(ids, customer=None),
@@ -808,6 +838,14 @@ BUILDERS: Final[dict[str, Builder]] = {
     "invoice.finalized": lambda ids: (_invoice(ids, status="open", attempted=False), None),
     "invoice.voided": lambda ids: (_invoice(ids, status="void", attempted=False), None),
     "checkout.session.completed": lambda ids: (_checkout_session(ids), None),
+    "checkout.session.async_payment_succeeded": lambda ids: (
+        _delayed_checkout_session(ids, paid=True),
+        None,
+    ),
+    "checkout.session.async_payment_failed": lambda ids: (
+        _delayed_checkout_session(ids, paid=False),
+        None,
+    ),
 }
 
 # Events Stripe raises on its own schedule carry no API request.

@@ -54,7 +54,8 @@ def sample_events(provider: str) -> Iterator[dict[str, Any]]:
                 yield razorpay_samples.build_event(event_type, method=method)
     else:
         for event_type in paypal_samples.EVENT_TYPES:
-            yield paypal_samples.build_event(event_type)
+            for version in paypal_samples.VERSIONS[event_type]:
+                yield paypal_samples.build_event(event_type, version=version)
 
 
 def key_names(node: Any) -> Iterator[str]:

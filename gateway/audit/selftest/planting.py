@@ -78,6 +78,10 @@ FREE_TEXT_KEYS: Final = frozenset(
         "seller_message",
         "failure_message",
         "nickname",
+        "custom",
+        "invoice_number",
+        "reason",
+        "account_number",
     }
 )
 FREE_FORM_KEYS: Final = frozenset({"metadata", "notes"})

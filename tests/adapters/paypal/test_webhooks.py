@@ -28,6 +28,12 @@ from tests.support.webhooks import sample, signed_post
 
 # The normalised status each event type leaves on its main record.
 STATUS = {
+    "PAYMENT.SALE.COMPLETED": "succeeded",
+    "PAYMENT.SALE.PENDING": "pending",
+    "PAYMENT.SALE.DENIED": "failed",
+    # The refund (or reversal) transaction PayPal sends completed.
+    "PAYMENT.SALE.REFUNDED": "succeeded",
+    "PAYMENT.SALE.REVERSED": "succeeded",
     "PAYMENT.CAPTURE.COMPLETED": "succeeded",
     "PAYMENT.CAPTURE.PENDING": "pending",
     "PAYMENT.CAPTURE.DENIED": "failed",
@@ -163,6 +169,20 @@ def expected(event: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]
                 )
             )
         return rows
+    if kind.startswith("PAYMENT.SALE."):
+        values = {
+            "kind": "refund"
+            if kind in ("PAYMENT.SALE.REFUNDED", "PAYMENT.SALE.REVERSED")
+            else "payment",
+            "status": status,
+            "provider_status": res["state"],
+            "amount": 999,
+            "currency": "USD",
+            "subscription": res.get("billing_agreement_id"),
+            "order": res.get("parent_payment"),
+            "refund_of": res.get("sale_id"),
+        }
+        return [("transactions", "id", res["id"], values)]
     if kind == "PAYMENT.CAPTURE.REFUNDED":
         capture = res["links"][1]["href"].rsplit("/", 1)[1]
         values = {
