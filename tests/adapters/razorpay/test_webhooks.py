@@ -32,6 +32,8 @@ TRANSACTIONS: dict[str, dict[str, str]] = {
     "payment.failed": {"payment": "failed"},
     "order.paid": {"payment": "succeeded"},
     "payment_link.paid": {"payment": "succeeded"},
+    "qr_code.credited": {"payment": "succeeded"},
+    "virtual_account.credited": {"payment": "succeeded"},
     "refund.created": {"refund": "pending", "payment": "succeeded"},
     "refund.processed": {"refund": "succeeded", "payment": "partially_refunded"},
     "refund.failed": {"refund": "failed", "payment": "succeeded"},
@@ -151,7 +153,8 @@ def test_each_event_keeps_its_fields_and_nothing_planted(
         if name == "payment":
             assert row["charge"] == obj["id"]
             assert row["order"] == obj["order_id"]
-            if method == "card":
+            # The payment's own method: a virtual account is paid by bank transfer.
+            if obj["method"] == "card":
                 method_row = rows[row["payment_method"]]
                 assert (method_row["brand"], method_row["last4"]) == ("visa", "1111")
             else:
