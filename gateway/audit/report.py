@@ -232,6 +232,16 @@ def render_html(result: ScanResult, trail: TrailSummary, *, top: int = 25) -> st
             f"<p>{data.deliveries:,} deliveries of {len(data.by_type)} event types;"
             f" {len(data.paths)} distinct field paths arrived, {kept_paths} were ever kept.</p>"
         )
+        out.append(
+            f'<table class="event-types" data-provider="{html.escape(provider)}">'
+            "<tr><th>event type</th><th>deliveries</th></tr>"
+        )
+        for event_type, count in sorted(data.by_type.items()):
+            out.append(
+                f"<tr><td><code>{html.escape(event_type)}</code></td>"
+                f"<td class='n'>{count:,}</td></tr>"
+            )
+        out.append("</table>")
         ranked = sorted(data.paths.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
         rows = [(path, received, kept) for path, (received, kept) in ranked[:top]]
         out.append(_bar_chart(rows, f"{provider}: received and kept field paths"))

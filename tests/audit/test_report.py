@@ -16,6 +16,13 @@ from gateway.cli import main
 from tests.support.webhooks import sample, signed_post
 
 PAN = "4242424242424242"
+DELIVERED = (
+    "charge.succeeded",
+    "charge.refunded",
+    "customer.subscription.created",
+    "refund.failed",
+    "checkout.session.async_payment_succeeded",
+)
 
 
 def _chromium() -> str:
@@ -43,7 +50,7 @@ def _flags(profile: Path) -> list[str]:
 @pytest.fixture
 def report(client: FlaskClient, engine: Engine, database_url: str, tmp_path: Path) -> Path:
     """Write the report of a database that saw deliveries and one guard hit."""
-    for event_type in ("charge.succeeded", "charge.refunded", "customer.subscription.created"):
+    for event_type in DELIVERED:
         event = sample("stripe", event_type)
         event["data"]["object"]["metadata"] = {PAN: "Jenny Rosen"}
         assert signed_post(client, "stripe", event).status_code == 200
@@ -66,6 +73,15 @@ def test_report_has_no_values_and_no_external_assets(report: Path) -> None:
     assert PAN not in page and "Jenny" not in page
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert "https://" not in page
+
+
+def test_report_lists_the_event_types_delivered(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert '<table class="event-types" data-provider="stripe">' in page
+    for event_type in DELIVERED[1:]:
+        assert f"<tr><td><code>{event_type}</code></td><td class='n'>1</td></tr>" in page
+    # charge.succeeded was delivered twice (once with a card number as its status).
+    assert "<tr><td><code>charge.succeeded</code></td><td class='n'>2</td></tr>" in page
 
 
 def test_chromium_renders_tables_and_charts(report: Path, tmp_path: Path) -> None:
