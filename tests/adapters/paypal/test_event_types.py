@@ -323,3 +323,45 @@ def test_planted_card_numbers_and_personal_data_in_any_field_stay_out(
     )
     # Most fields are not kept, so most deliveries are stored (never duplicates).
     assert stored > deliveries // 2
+
+
+@pytest.mark.parametrize(
+    ("event_type", "state", "status"),
+    [
+        ("PAYMENT.SALE.REFUNDED", "refunded", "refunded"),
+        ("PAYMENT.SALE.REFUNDED", "partially_refunded", "partially_refunded"),
+        ("PAYMENT.SALE.REVERSED", "reversed", "refunded"),
+    ],
+)
+def test_a_sale_resource_in_a_refund_event_updates_the_sale(
+    client: FlaskClient, auth: dict[str, str], event_type: str, state: str, status: str
+) -> None:
+    completed = _at(v1("PAYMENT.SALE.COMPLETED"), "2026-03-02T10:00:00Z")
+    # Some deliveries carry the sale itself, in its new state, instead of the refund.
+    changed = _at(v1("PAYMENT.SALE.COMPLETED"), "2026-03-02T11:00:00Z")
+    changed["event_type"] = event_type
+    changed["resource"] |= {
+        "id": completed["resource"]["id"],
+        "billing_agreement_id": completed["resource"]["billing_agreement_id"],
+        "state": state,
+    }
+    for event in (completed, changed):
+        assert signed_post(client, "paypal", event).get_json()["status"] == "stored"
+    body = served(client, auth, completed["resource"]["id"])
+    assert (body["kind"], body["status"], body["provider_status"]) == ("payment", status, state)
+    assert body["subscription"] == completed["resource"]["billing_agreement_id"]
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [("pending", "pending"), ("captured", "succeeded"), ("expired", "canceled"), ("new", None)],
+)
+def test_v1_authorization_states(
+    client: FlaskClient, auth: dict[str, str], state: str, status: str | None
+) -> None:
+    event = v1("PAYMENT.AUTHORIZATION.CREATED")
+    event["resource"]["state"] = state
+    assert signed_post(client, "paypal", event).status_code == 200
+    body = served(client, auth, event["resource"]["id"])
+    # A word PayPal may add later still yields a record: the status the event type implies.
+    assert body["status"] == (status or "authorized") and body["provider_status"] == state
