@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from flask import Blueprint
 from marshmallow import Schema
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Connection, Table, and_, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.api.answers import load_query
@@ -137,10 +137,35 @@ def _select(collection: Collection) -> Any:
 
 def _record(collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
     """Return the served form of a row."""
-    cipher = current_store().cipher
+    return serve_row(current_store().cipher, collection, row)
+
+
+def serve_row(cipher: Cipher, collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a stored row as the record routes serve it (outbound webhooks send the same)."""
     if collection.record_type == "transaction":
         return serve_record("transaction", open_transaction(cipher, row))
     return serve_record(collection.record_type, cipher.open_row(collection.table.name, row))
+
+
+def collection_of(record_type: str) -> Collection:
+    """Return the collection serving a record type."""
+    return next(c for c in COLLECTIONS if c.record_type == record_type)
+
+
+def select_record(
+    cipher: Cipher, collection: Collection, provider: str, account: str, ident: str
+) -> Any:
+    """Return the select of one record by its identity, as the record routes read it."""
+    table = collection.table
+    kind = SEALED.get(table.name, {}).get(collection.identity)
+    match = (
+        table.c[collection.identity] == ident
+        if kind is None
+        else table.c[bidx_column(collection.identity)] == cipher.bidx(kind, ident)
+    )
+    return _select(collection).where(
+        table.c.provider == provider, table.c.account == account, match
+    )
 
 
 def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:
@@ -250,30 +275,36 @@ def list_events(key: ApiKey) -> tuple[dict[str, Any], int]:
     with reading() as conn:
         rows = [dict(row._mapping) for row in conn.execute(query)][: limit + 1]
         page = rows[:limit]
-        touched: dict[int, dict[str, list[str]]] = {
-            int(row["seq"]): {record_type: [] for record_type in RECORD_TYPES} for row in page
-        }
-        if touched:
-            objects = conn.execute(
-                select(event_objects)
-                .where(event_objects.c.event_seq.in_(sorted(touched)))
-                .order_by(
-                    event_objects.c.event_seq,
-                    event_objects.c.record_type,
-                    event_objects.c.object_id,
-                )
-            )
-            cipher = current_store().cipher
-            for obj in objects:
-                ident = obj.object_id
-                if obj.record_type == "payment_method":
-                    aad = Cipher.object_aad(int(obj.event_seq), obj.record_type)
-                    ident = cipher.open(ident, aad)
-                touched[int(obj.event_seq)].setdefault(obj.record_type, []).append(ident)
-            for ids in touched.values():
-                for names in ids.values():
-                    names.sort()
-    schema = EventOut()
-    data = [schema.dump(dict(row) | {"object_ids": touched[int(row["seq"])]}) for row in page]
+        data = serve_events(conn, current_store().cipher, page)
     next_after = int(page[-1]["seq"]) if page else after
     return {"data": data, "next_after": next_after, "has_more": len(rows) > limit}, len(data)
+
+
+def serve_events(
+    conn: Connection, cipher: Cipher, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Return event rows as the change feed serves them, with the ids each touched."""
+    touched: dict[int, dict[str, list[str]]] = {
+        int(row["seq"]): {record_type: [] for record_type in RECORD_TYPES} for row in rows
+    }
+    if touched:
+        objects = conn.execute(
+            select(event_objects)
+            .where(event_objects.c.event_seq.in_(sorted(touched)))
+            .order_by(
+                event_objects.c.event_seq,
+                event_objects.c.record_type,
+                event_objects.c.object_id,
+            )
+        )
+        for obj in objects:
+            ident = obj.object_id
+            if obj.record_type == "payment_method":
+                aad = Cipher.object_aad(int(obj.event_seq), obj.record_type)
+                ident = cipher.open(ident, aad)
+            touched[int(obj.event_seq)].setdefault(obj.record_type, []).append(ident)
+        for ids in touched.values():
+            for names in ids.values():
+                names.sort()
+    schema = EventOut()
+    return [schema.dump(dict(row) | {"object_ids": touched[int(row["seq"])]}) for row in rows]

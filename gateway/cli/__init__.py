@@ -8,7 +8,18 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli import audit, backfill, config, data_keys, db, keys, privacy, serve, simulate
+from gateway.cli import (
+    audit,
+    backfill,
+    config,
+    data_keys,
+    db,
+    keys,
+    outbound,
+    privacy,
+    serve,
+    simulate,
+)
 from gateway.cli.common import explain_database_error
 from gateway.config.settings import debug_requested
 from gateway.core.errors import ConfigurationError, GatewayError, StorageUnavailable
@@ -65,5 +76,7 @@ for command in (
     config.config,
     backfill.backfill,
     backfill.reconcile,
+    outbound.subscribers,
+    outbound.deliver,
 ):
     main.add_command(command)

@@ -7,6 +7,7 @@ listed in ``ENVIRONMENT`` with its coercer.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.errors import ConfigurationError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Relative to the paysieve home (``home_dir``), never to the working directory.
 DEFAULT_CONFIG_PATH = Path("config/paysieve.toml")
@@ -72,6 +75,12 @@ class Settings:
     trusted_proxy_hops: int = 0
     # Set by gunicorn.conf.py: /metrics then sums every worker's counters.
     metrics_multiproc_dir: str = ""
+    # Outbound webhooks (gateway.outbound): networks a subscriber's address may be in besides
+    # the public internet (internal billing services are usually private), the seconds
+    # before each attempt, and a CA bundle to verify endpoints with instead of the system's.
+    outbound_allow_networks: tuple[str, ...] = ()
+    outbound_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    outbound_ca_bundle: str = ""
     endpoints: tuple[EndpointConfig, ...] = ()
     source: str = "defaults"
     # The directory relative paths are read against (home_dir); empty when there is none.
@@ -147,6 +156,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
     "PAYSIEVE_TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _count),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_multiproc_dir", _str),
+    "PAYSIEVE_OUTBOUND_ALLOW_NETWORKS": ("outbound_allow_networks", _csv),
+    "PAYSIEVE_OUTBOUND_RETRY_SCHEDULE": ("outbound_retry_schedule", _str),
+    "PAYSIEVE_OUTBOUND_CA_BUNDLE": ("outbound_ca_bundle", _str),
     "PAYSIEVE_STRIPE_WEBHOOK_SECRETS": ("endpoint:stripe:webhook_secrets", _csv),
     "PAYSIEVE_STRIPE_SOURCE_NETWORKS": ("endpoint:stripe:source_networks", _csv),
     "PAYSIEVE_RAZORPAY_SOURCE_NETWORKS": ("endpoint:razorpay:source_networks", _csv),
@@ -235,6 +247,9 @@ _TOP_LEVEL = {
     "rate_limit_storage": str,
     "trusted_proxy_hops": int,
     "metrics_multiproc_dir": str,
+    "outbound_allow_networks": tuple,
+    "outbound_retry_schedule": str,
+    "outbound_ca_bundle": str,
 }
 
 
@@ -393,6 +408,9 @@ def _anchored(settings: Settings, home: Path | None) -> Settings:
             changes["database_url"] = (
                 "sqlite:///" + anchor(database, where) + (f"?{query}" if query else "")
             )
+    if settings.outbound_ca_bundle:
+        where = setting_name(settings, "outbound_ca_bundle")
+        changes["outbound_ca_bundle"] = anchor(settings.outbound_ca_bundle, where)
     if settings.data_keys_file:
         where = setting_name(settings, "data_keys_file")
         changes["data_keys_file"] = anchor(settings.data_keys_file, where)
@@ -529,6 +547,8 @@ def _validated(settings: Settings) -> Settings:
             f"{setting_name(settings, 'trusted_proxy_hops')} must be 0 or a positive integer"
         )
     _check_database_url(settings)
+    retry_schedule(settings)
+    allowed_networks(settings)
     import limits
 
     try:
@@ -570,6 +590,31 @@ def _check_database_url(settings: Settings) -> None:
         return
     if scheme != "postgresql+psycopg":
         raise ConfigurationError(f"{where}: {scheme}:// is not supported; {fix}")
+
+
+def retry_schedule(settings: Settings) -> tuple[int, ...]:
+    """Return the outbound retry schedule in seconds, or refuse it naming the setting."""
+    where = setting_name(settings, "outbound_retry_schedule")
+    parts = [part.strip() for part in settings.outbound_retry_schedule.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise ConfigurationError(
+            f"{where} must be comma-separated whole seconds, such as 0,5,300,1800"
+        )
+    return tuple(int(part) for part in parts)
+
+
+def allowed_networks(settings: Settings) -> tuple[IPNetwork, ...]:
+    """Return the networks outbound endpoints may be in, or refuse one naming the setting."""
+    where = setting_name(settings, "outbound_allow_networks")
+    networks: list[IPNetwork] = []
+    for text in settings.outbound_allow_networks:
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{where}: {text!r} is not a network; write it as 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(networks)
 
 
 def debug_requested(environ: Mapping[str, str] | None = None) -> bool:

@@ -62,6 +62,21 @@ STORAGE_ERRORS = Counter(
     "Storage operations that failed and were answered 503, by error class.",
     ["error"],
 )
+OUTBOUND_ATTEMPTS = Counter(
+    "paysieve_outbound_attempts",
+    "Outbound webhook attempts by outcome (delivered, failed, dead, refused).",
+    ["outcome"],
+)
+OUTBOUND_SECONDS = Histogram(
+    "paysieve_outbound_attempt_duration_seconds",
+    "Outbound webhook attempt latency, from connect to the status line read.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0),
+)
+OUTBOUND_DISABLED = Counter(
+    "paysieve_outbound_subscribers_disabled",
+    "Subscribers the sender disabled, by reason (gone: answered 410; failing: for 5 days).",
+    ["reason"],
+)
 REQUEST_SECONDS = Histogram(
     "paysieve_request_duration_seconds",
     "Request latency by route pattern, method and status.",

@@ -29,6 +29,7 @@ from gateway.core.crypto import Cipher
 from gateway.core.errors import ReplayRefused, StorageUnavailable
 from gateway.core.records import EventMeta, Record
 from gateway.observability import metrics
+from gateway.storage import outbox
 from gateway.storage.engine import OUTAGES, WriterGate, storage_errors
 from gateway.storage.groupcommit import GroupCommit
 from gateway.storage.prepared import Prepared, PreparedCache, StatementBatch
@@ -83,6 +84,8 @@ class _Delivery:
     # The (kind, blind index) of every customer and card the records name: what an
     # erasure tombstone (gateway.storage.tables.erasures) may hold.
     subjects: list[tuple[str, str]]
+    # The enabled subscribers this change is owed to (gateway.storage.outbox).
+    targets: tuple[outbox.Target, ...] = ()
     status: str = ""
     error: Exception | None = None
 
@@ -127,6 +130,9 @@ class Store:
         self._erased_at = erasures.c.erased_at.type.dialect_impl(engine.dialect).result_processor(
             engine.dialect, None
         )
+        # The subscribers a stored change is owed to, and the outbox insert.
+        self.outbox = outbox.Targets(engine)
+        self._outbox_insert = outbox.insert_statement(self._prepared)
         # With the driver's own errors: statements on its cursor raise them (storage.prepared).
         driver = engine.dialect.loaded_dbapi
         self._storage_errors = (*storage_errors(), driver.Error)
@@ -200,6 +206,9 @@ class Store:
         touched = sorted({(record.type, record.key) for record in ordered})
         subjects = sorted({s for _, row in upserts for s in self._subjects(row)})
         delivery = _Delivery(event_row, upserts, touched, outcome, trail, meta, ordered, subjects)
+        targets = self.outbox.current()
+        if targets and touched:
+            delivery.targets = tuple(t for t in targets if t.wants(account, meta.type))
         self._committer.submit(delivery)
         if delivery.error is not None:
             raise delivery.error
@@ -259,9 +268,12 @@ class Store:
                     self._unlink_erased(delivery, erased)
                     for prepared, upsert_row in delivery.upserts:
                         prepared.execute(cursor, upsert_row)
-                    self._event_objects.executemany(
-                        cursor, [self._event_object(inserted, t, k) for t, k in delivery.touched]
-                    )
+                    objects = [self._event_object(inserted, t, k) for t, k in delivery.touched]
+                    self._event_objects.executemany(cursor, objects)
+                    if delivery.targets and delivery.touched:
+                        self._outbox_insert.executemany(
+                            cursor, self._outbox_rows(delivery, inserted, objects)
+                        )
                 observations = [d.trail for d in fresh if d.trail is not None]
                 write_trail(cursor, observations, self._prepared)
                 if pg:
@@ -272,6 +284,23 @@ class Store:
         for delivery in fresh:
             if delivery.trail is not None:
                 delivery.trail.committed()
+
+    def _outbox_rows(
+        self, delivery: _Delivery, seq: int, objects: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Return the outbox rows of a fresh delivery: one per subscriber and record."""
+        provider, account = delivery.event["provider"], delivery.event["account"]
+        refs = [
+            (
+                obj["record_type"],
+                obj["object_id"],
+                outbox.record_ref(self.cipher, provider, account, t, k),
+            )
+            for obj, (t, k) in zip(objects, delivery.touched, strict=True)
+        ]
+        return outbox.delivery_rows(
+            delivery.targets, seq=seq, objects=refs, now=delivery.event["received_at"]
+        )
 
     def _insert_events(self, cursor: Any, rows: list[dict[str, Any]]) -> list[int | None]:
         """Insert event rows in order (SQLite); return each one's seq, or None for a redelivery.

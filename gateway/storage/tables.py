@@ -305,7 +305,7 @@ audit_log = Table(
     metadata,
     Column("seq", Serial, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime(), nullable=False),
-    # A key prefix, "cli" or "anonymous": who, never with which credential.
+    # A key prefix, "cli", "anonymous" or "outbound": who, never with which credential.
     Column("actor", Text(32), nullable=False),
     Column("action", Text(64), nullable=False),
     # A route template such as /v1/transactions/<provider>/<id>: never the values in it.
@@ -412,6 +412,75 @@ backfill_checkpoints = Table(
     Column("objects", Count(), nullable=False, default=0),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("provider", "account"),
+)
+
+# Outbound webhooks (gateway.outbound): the endpoints billing services register, and the
+# outbox of what each is owed. Payloads are never stored: a delivery names a change-feed
+# entry and a record, and the body is rebuilt from them, by the API's serializer, when sent.
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("name", Text(64), nullable=False),
+    Column("url", Text(2048), nullable=False),
+    # The signing secret (whsec_...), sealed like a token (gateway.core.crypto), bound to the
+    # subscriber's name; during a rotation the previous one signs too until it expires.
+    Column("secret", Text(256), nullable=False),
+    Column("previous_secret", Text(256), nullable=True),
+    Column("previous_secret_expires_at", UTCDateTime(), nullable=True),
+    # Space-separated change-feed event type patterns (* wildcards).
+    Column("event_types", Text(1024), nullable=False),
+    # Space-separated account names; NULL means every account.
+    Column("accounts", Text(1024), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    # A word: operator, gone (the endpoint answered 410), failing (for too long).
+    Column("disabled_reason", Text(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # The first failure since the last success; NULL while the endpoint answers.
+    Column("failing_since", UTCDateTime(), nullable=True),
+    UniqueConstraint("name"),
+)
+
+# The transactional outbox: written in the webhook's own transaction (gateway.storage.store).
+outbound_deliveries = Table(
+    "outbound_deliveries",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Serial,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # A purged or erased change-feed entry takes its deliveries with it.
+    Column(
+        "event_seq",
+        Serial,
+        ForeignKey("events.seq", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("record_type", Text(32), nullable=False),
+    # As in event_objects: a payment method's token sealed to (seq, record type).
+    Column("object_id", Text(256), nullable=False),
+    # Blind index of (provider, account, record type, id): one record's deliveries, in order.
+    Column("record_ref", HexDigest(32), nullable=False),
+    # pending (never tried), failed (tried, will be retried), delivered, dead (gave up).
+    Column("state", Text(16), nullable=False),
+    Column("attempts", Count(), nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    # Held by the sender trying it now; an expired lease is another sender's to take.
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("last_status", SmallNumber(), nullable=True),
+    Column("last_duration_ms", Count(), nullable=True),
+    # A word for a failure without a status: timeout, connect, address, redirect, gone.
+    Column("last_error", Text(32), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_attempt_at", UTCDateTime(), nullable=True),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("subscriber_id", "event_seq", "record_ref"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "subscriber_id", "record_ref", "event_seq"),
+    Index(None, "event_seq"),
 )
 
 RECORD_TABLES: dict[str, Table] = {
