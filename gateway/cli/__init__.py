@@ -78,5 +78,6 @@ for command in (
     backfill.reconcile,
     outbound.subscribers,
     outbound.deliver,
+    outbound.deliveries,
 ):
     main.add_command(command)

@@ -6,7 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from types import FrameType
 
 import click
@@ -16,6 +16,7 @@ from gateway.audit import audit_log
 from gateway.cli.common import cli_settings
 from gateway.config.settings import Settings, allowed_networks
 from gateway.core import crypto
+from gateway.outbound import queue
 from gateway.outbound import subscribers as subs
 from gateway.outbound.addresses import system_resolver
 from gateway.outbound.dispatcher import Dispatcher
@@ -153,6 +154,77 @@ def subscribers_remove(name: str) -> None:
     click.echo(f"removed {name} and {dropped} queued deliveries", err=True)
 
 
+class _Instant(click.ParamType[datetime]):
+    """An RFC 3339 time (2026-12-04T10:00:00Z) or a date (UTC midnight)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            self.fail("expected a time such as 2026-12-04T10:00:00Z or a date such as 2026-12-04")
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@subscribers.command("replay")
+@click.argument("name")
+@click.option("--since", required=True, type=_Instant(), help="From this time (RFC 3339, UTC).")
+@click.option("--until", type=_Instant(), help="Up to this time (exclusive); default now.")
+def subscribers_replay(name: str, since: datetime, until: datetime | None) -> None:
+    """Queue again what was sent or failed for changes committed in a window."""
+    if until is not None and until <= since:
+        raise click.UsageError("--until must be later than --since")
+    with _changing("subscribers.replay") as (_, _store_, conn):
+        count = queue.replay(conn, name, since=since, until=until, now=datetime.now(UTC))
+    click.echo(f"queued {count} deliveries for {name} again (same webhook-ids)")
+
+
+@click.group()
+def deliveries() -> None:
+    """Inspect the outbox: attempts, status codes and durations, never a body."""
+
+
+@deliveries.command("list")
+@click.option("--failed", is_flag=True, help="Only failed (being retried) and dead deliveries.")
+@click.option("--subscriber", help="Only this subscriber's deliveries.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def deliveries_list(failed: bool, subscriber: str | None, limit: int) -> None:
+    """List the newest deliveries with their last attempt."""
+    with _store() as (_, store), store.engine.connect() as conn:
+        rows = queue.list_deliveries(conn, failed=failed, subscriber=subscriber, limit=limit)
+    header = (
+        "ID", "SUBSCRIBER", "SEQ", "RECORD", "STATE", "ATTEMPTS", "STATUS", "ERROR",
+        "DURATION", "LAST ATTEMPT", "NEXT ATTEMPT",
+    )  # fmt: skip
+    lines = [
+        (
+            str(r.id),
+            r.subscriber,
+            str(r.event_seq),
+            r.record_type,
+            r.state,
+            str(r.attempts),
+            str(r.last_status) if r.last_status is not None else "-",
+            r.last_error or "-",
+            f"{r.last_duration_ms} ms" if r.last_duration_ms is not None else "-",
+            _when(r.last_attempt_at),
+            _when(r.next_attempt_at) if r.state in ("pending", "failed") else "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
 @click.command()
 @click.option(
     "--idle-seconds",
@@ -161,9 +233,23 @@ def subscribers_remove(name: str) -> None:
     type=click.FloatRange(min=0.05, max=60),
     help="How long to wait when nothing is due.",
 )
-def deliver(idle_seconds: float) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.",
+)
+def deliver(idle_seconds: float, metrics_port: int | None) -> None:
     """Send the outbox to subscribers until SIGTERM or Ctrl-C (after the attempt under way)."""
     stop = threading.Event()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1")
+        except OSError as exc:
+            raise click.ClickException(
+                f"--metrics-port: cannot listen on 127.0.0.1:{metrics_port} ({exc.strerror})"
+            ) from None
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         stop.set()

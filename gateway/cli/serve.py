@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import click
 
@@ -16,7 +17,13 @@ from gateway.storage.engine import make_engine
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--deliver/--no-deliver",
+    default=True,
+    show_default=True,
+    help="Send outbound webhooks from a thread of this process (else run `paysieve deliver`).",
+)
+def serve(host: str, port: int, deliver: bool) -> None:
     """Run the development server.
 
     Production runs gunicorn on gateway:create_app().
@@ -58,12 +65,23 @@ def serve(host: str, port: int) -> None:
     # Said only now: the app is built, the database checked and the port bound.
     click.echo(f"Listening on http://{host}:{port}  (POST /webhooks/<provider>)")
     click.echo("Try it from another terminal: .venv/bin/paysieve simulate stripe charge.succeeded")
+    stop = threading.Event()
+    sender = None
+    if deliver:
+        from gateway.outbound.dispatcher import Dispatcher
+
+        sender = Dispatcher(app.extensions["paysieve.store"], settings).start(stop)
+        click.echo("Sending outbound webhooks from this process (--no-deliver to leave it)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        stop.set()
+        if sender is not None:
+            # The attempt under way ends within its timeout.
+            sender.join(timeout=20)
         app.extensions["paysieve.store"].engine.dispose()
 
 

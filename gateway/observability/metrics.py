@@ -24,6 +24,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -71,6 +72,12 @@ OUTBOUND_SECONDS = Histogram(
     "paysieve_outbound_attempt_duration_seconds",
     "Outbound webhook attempt latency, from connect to the status line read.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0),
+)
+OUTBOUND_QUEUE = Gauge(
+    "paysieve_outbound_queue_depth",
+    "Outbound deliveries not delivered, by state (pending, failed, dead), as last counted.",
+    ["state"],
+    multiprocess_mode="max",
 )
 OUTBOUND_DISABLED = Counter(
     "paysieve_outbound_subscribers_disabled",

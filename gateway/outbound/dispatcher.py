@@ -18,6 +18,7 @@ import email.utils
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -31,6 +32,7 @@ from gateway.audit import audit_log
 from gateway.config.settings import Settings, allowed_networks, retry_schedule
 from gateway.core.crypto import Cipher
 from gateway.observability import metrics
+from gateway.outbound import queue
 from gateway.outbound import subscribers as subscriber_rows
 from gateway.outbound.addresses import AddressRefused, Answer, Resolver, post, system_resolver
 from gateway.storage.store import Store
@@ -47,6 +49,8 @@ FAILING_LIMIT: Final = timedelta(days=5)
 # A body larger than this is not sent (the change feed entry and one record are far smaller).
 MAX_BODY_BYTES: Final = 256 * 1024
 OPEN: Final = ("pending", "failed")
+# How often the loop counts the queue for its gauge.
+DEPTH_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -109,14 +113,26 @@ class Dispatcher:
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> None:
         """Deliver until stop is set; an attempt under way is finished first."""
+        counted_at = float("-inf")
         while not stop.is_set():
             try:
                 done = self.run_once(stop)
+                if time.monotonic() - counted_at >= DEPTH_SECONDS:
+                    self.count_queue()
+                    counted_at = time.monotonic()
             except Exception:  # the loop outlives a storage outage; the next pass retries
                 log.exception("the outbound sender failed a pass; retrying")
                 done = 0
             if done == 0:
                 stop.wait(idle_seconds)
+
+    def count_queue(self) -> dict[str, int]:
+        """Count the deliveries waiting, by state, into the queue-depth gauge."""
+        with self.store.engine.connect() as conn:
+            counts = queue.depth(conn)
+        for state, n in counts.items():
+            metrics.OUTBOUND_QUEUE.labels(state).set(n)
+        return counts
 
     def start(self, stop: threading.Event) -> threading.Thread:
         """Start the loop on a daemon thread (the embedded sender)."""

@@ -146,7 +146,8 @@ def list_all(conn: Connection) -> list[Subscriber]:
     ]
 
 
-def _require(conn: Connection, name: str) -> Any:
+def require(conn: Connection, name: str) -> Any:
+    """Return a subscriber row by name, or refuse naming the command that lists them."""
     row = conn.execute(select(subscribers).where(subscribers.c.name == name)).first()
     if row is None:
         raise NotFound("no subscriber has this name (see `paysieve subscribers list`)")
@@ -155,7 +156,7 @@ def _require(conn: Connection, name: str) -> Any:
 
 def rotate_secret(conn: Connection, cipher: Cipher, name: str) -> str:
     """Give a subscriber a new secret; the current one keeps signing for 24 hours."""
-    row = _require(conn, name)
+    row = require(conn, name)
     current = cipher.open(row.secret, _aad(name, "secret"))
     secret = new_secret()
     conn.execute(
@@ -181,7 +182,7 @@ def signing_secrets(cipher: Cipher, row: Any, now: datetime) -> list[str]:
 
 def set_enabled(conn: Connection, name: str, *, enabled: bool, reason: str | None = None) -> None:
     """Enable a subscriber (its queued deliveries go out again) or disable it, with a reason."""
-    row = _require(conn, name)
+    row = require(conn, name)
     conn.execute(
         update(subscribers)
         .where(subscribers.c.id == row.id)
@@ -195,7 +196,7 @@ def set_enabled(conn: Connection, name: str, *, enabled: bool, reason: str | Non
 
 def remove(conn: Connection, name: str) -> int:
     """Remove a subscriber and its queued deliveries; return how many deliveries went."""
-    row = _require(conn, name)
+    row = require(conn, name)
     gone = conn.execute(
         delete(outbound_deliveries).where(outbound_deliveries.c.subscriber_id == row.id)
     ).rowcount

@@ -206,7 +206,11 @@ class Store:
         touched = sorted({(record.type, record.key) for record in ordered})
         subjects = sorted({s for _, row in upserts for s in self._subjects(row)})
         delivery = _Delivery(event_row, upserts, touched, outcome, trail, meta, ordered, subjects)
-        targets = self.outbox.current()
+        try:
+            targets = self.outbox.current()
+        except storage_errors() as exc:
+            # Storage is down: the write would fail alike; the provider retries on 503.
+            raise self._failure(exc) from exc
         if targets and touched:
             delivery.targets = tuple(t for t in targets if t.wants(account, meta.type))
         self._committer.submit(delivery)

@@ -146,3 +146,87 @@ def test_deliver_sends_what_was_committed_before_it_started_and_stops_on_sigterm
     assert b"Stopped." in err and b"Traceback" not in err
     Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
     assert [r["state"] for r in deliveries(engine)] == ["delivered"]
+
+
+def test_deliveries_list_and_replay(
+    environment: dict[str, str],
+    engine: Engine,
+    store: Store,
+    receiver: Receiver,
+) -> None:
+    from gateway.outbound.dispatcher import Dispatcher
+    from tests.outbound.conftest import outbound_settings
+
+    _, out, _ = run("subscribers", "add", "--name", "billing", "--url", receiver.url())
+    store.outbox.invalidate()
+    receiver.answers.append((500, {}))
+    apply(store, txn("ch_1"))
+    apply(store, txn("ch_2"))
+    sender = Dispatcher(store, outbound_settings(receiver))
+    assert sender.run_once() == 2
+    code, out, _ = run("deliveries", "list", "--failed")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:5] == ["ID", "SUBSCRIBER", "SEQ", "RECORD", "STATE"]
+    assert len(lines) == 2 and " failed " in lines[1] and " 500 " in lines[1]
+    assert len(run("deliveries", "list")[1].splitlines()) == 3
+    code, _, err = run("subscribers", "replay", "billing", "--since", "yesterday")
+    assert code == 2 and "--since" in err and "2026-12-04T10:00:00Z" in err
+    code, out, _ = run("subscribers", "replay", "billing", "--since", "2020-01-01T00:00:00Z")
+    assert code == 0 and "queued 2 deliveries" in out
+    assert {(r["state"], r["attempts"]) for r in deliveries(engine)} == {("pending", 0)}
+    assert sender.run_once() == 2
+    assert len(receiver.received) == 4
+    ids = [got.headers["webhook-id"] for got in receiver.received]
+    assert sorted(ids[:2]) == sorted(ids[2:]), "a replay keeps the webhook-ids"
+    code, out, _ = run(
+        "subscribers", "replay", "billing", "--since", "2020-01-01", "--until", "2020-02-01"
+    )
+    assert code == 0 and "queued 0 deliveries" in out
+
+
+def test_serve_sends_from_its_own_thread(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    engine: Engine,
+    receiver: Receiver,
+) -> None:
+    from gateway.cli import devconfig
+
+    config = tmp_path / "paysieve.toml"
+    devconfig.write_config(config, database_url=database_url)
+    env = {
+        "PAYSIEVE_CONFIG": str(config),
+        "PAYSIEVE_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+        "PAYSIEVE_OUTBOUND_CA_BUNDLE": receiver.ca_bundle,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _, out, _ = run("subscribers", "add", "--name", "billing", "--url", receiver.url())
+    secret = out.splitlines()[-1]
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [str(PAYSIEVE), "serve", "--port", "0"],
+        env=os.environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        listening = ""
+        while not listening.startswith("Listening on"):
+            listening = process.stdout.readline().decode()
+            assert listening, "serve exited"
+        base = listening.split()[2]
+        code, out, err = run("simulate", "stripe", "charge.succeeded", "--url", base)
+        assert code == 0, err
+        deadline = time.monotonic() + 20
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert receiver.received, "the embedded sender sent nothing"
+    payload = Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+    assert payload["event"]["type"] == "charge.succeeded"

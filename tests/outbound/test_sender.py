@@ -426,3 +426,24 @@ def test_an_untrusted_certificate_is_a_failure(
     [row] = deliveries(engine)
     assert (row["state"], row["last_error"]) == ("failed", "connect")
     assert receiver.received == []
+
+
+def test_queue_depth_and_attempts_are_counted(
+    store: Store,
+    receiver: Receiver,
+    sender: Dispatcher,
+    add_subscriber: Callable[..., str],
+) -> None:
+    from prometheus_client import REGISTRY
+
+    add_subscriber("billing", receiver.url())
+    receiver.answers.append((500, {}))
+    apply(store, txn("ch_1"))
+    apply(store, txn("ch_2"))
+    assert sender.count_queue() == {"pending": 2, "failed": 0, "dead": 0}
+    before = REGISTRY.get_sample_value("paysieve_outbound_attempts_total", {"outcome": "failed"})
+    sender.run_once()
+    assert sender.count_queue() == {"pending": 0, "failed": 1, "dead": 0}
+    assert REGISTRY.get_sample_value("paysieve_outbound_queue_depth", {"state": "failed"}) == 1
+    after = REGISTRY.get_sample_value("paysieve_outbound_attempts_total", {"outcome": "failed"})
+    assert after == (before or 0) + 1
