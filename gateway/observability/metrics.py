@@ -73,6 +73,11 @@ OUTBOUND_SECONDS = Histogram(
     "Outbound webhook attempt latency, from connect to the status line read.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0),
 )
+OUTBOUND_LAG = Histogram(
+    "paysieve_outbound_delivery_lag_seconds",
+    "From a change's commit to its delivery's 2xx answer.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0),
+)
 OUTBOUND_QUEUE = Gauge(
     "paysieve_outbound_queue_depth",
     "Outbound deliveries not delivered, by state (pending, failed, dead), as last counted.",

@@ -64,6 +64,8 @@ class Claim:
     object_id: str
     attempts: int
     lease_until: datetime
+    # When the change committed (the delivery row was written with it).
+    created_at: datetime
 
 
 def message_id(delivery_id: int) -> str:
@@ -177,6 +179,7 @@ class Dispatcher:
                 d.c.record_type,
                 d.c.object_id,
                 d.c.attempts,
+                d.c.created_at,
             )
             .join(subscribers, subscribers.c.id == d.c.subscriber_id)
             .where(
@@ -207,6 +210,7 @@ class Dispatcher:
                 r.object_id,
                 int(r.attempts),
                 lease,
+                r.created_at,
             )
             for r in rows
         ]
@@ -348,6 +352,9 @@ class Dispatcher:
             values["next_attempt_at"] = next_at
         if state == "delivered":
             values["delivered_at"] = datetime.now(UTC)
+            metrics.OUTBOUND_LAG.observe(
+                (values["delivered_at"] - claim.created_at).total_seconds()
+            )
         with self.store.writing() as conn:
             conn.execute(
                 update(d)

@@ -442,8 +442,11 @@ def test_queue_depth_and_attempts_are_counted(
     apply(store, txn("ch_2"))
     assert sender.count_queue() == {"pending": 2, "failed": 0, "dead": 0}
     before = REGISTRY.get_sample_value("paysieve_outbound_attempts_total", {"outcome": "failed"})
+    lag = REGISTRY.get_sample_value("paysieve_outbound_delivery_lag_seconds_count") or 0
     sender.run_once()
     assert sender.count_queue() == {"pending": 0, "failed": 1, "dead": 0}
     assert REGISTRY.get_sample_value("paysieve_outbound_queue_depth", {"state": "failed"}) == 1
     after = REGISTRY.get_sample_value("paysieve_outbound_attempts_total", {"outcome": "failed"})
     assert after == (before or 0) + 1
+    # ch_2 was delivered: its lag observed once.
+    assert REGISTRY.get_sample_value("paysieve_outbound_delivery_lag_seconds_count") == lag + 1
