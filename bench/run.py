@@ -434,6 +434,29 @@ def print_read(results: list[dict[str, Any]]) -> None:
         )
 
 
+def outbound_at(url: str | None) -> dict[str, Any]:
+    """Run bench.outbound_bench on SQLite (url None) or a PostgreSQL server; return its figures."""
+    command = [str(VENV_BIN / "python"), "-m", "bench.outbound_bench"]
+    if url is not None:
+        command += ["--database-url", url]
+    completed = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    match = re.search(r"BENCH_OUTBOUND (\{.*\})", completed.stdout)
+    if match is None:
+        raise SystemExit(f"outbound bench printed no result:\n{completed.stdout}")
+    figures: dict[str, Any] = json.loads(match.group(1))
+    return figures
+
+
+def print_outbound(results: list[dict[str, Any]]) -> None:
+    """Print outbound deliveries per second and the delivery lag."""
+    print(f"\n{'outbound webhooks':<24}{'deliv/s':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}")
+    for r in results:
+        print(
+            f"{r['database']:<24}{r['deliveries_per_second']:>9.1f}"
+            f"{r['lag_p50_ms']:>12.1f}{r['lag_p99_ms']:>12.1f}"
+        )
+
+
 def main() -> None:
     """Parse options, run the chosen scenarios, report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -474,6 +497,10 @@ def main() -> None:
                 "holds": ratio <= 1.5,
             }
         print_read(report["read"])
+    if not only or "outbound" in only:
+        print("running outbound webhooks to a local receiver ...", file=sys.stderr, flush=True)
+        report["outbound"] = [outbound_at(url) for url in (None, POSTGRES_SERVER)]
+        print_outbound(report["outbound"])
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
     for name, target in report["targets"].items():

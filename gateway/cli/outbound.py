@@ -228,7 +228,7 @@ def deliveries_list(failed: bool, subscriber: str | None, limit: int) -> None:
 @click.command()
 @click.option(
     "--idle-seconds",
-    default=1.0,
+    default=0.5,
     show_default=True,
     type=click.FloatRange(min=0.05, max=60),
     help="How long to wait when nothing is due.",

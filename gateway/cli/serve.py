@@ -79,6 +79,7 @@ def serve(host: str, port: int, deliver: bool) -> None:
     finally:
         server.server_close()
         stop.set()
+        app.extensions["paysieve.store"].outbox.queued()  # wake the sender to see the stop
         if sender is not None:
             # The attempt under way ends within its timeout.
             sender.join(timeout=20)

@@ -125,8 +125,10 @@ class Dispatcher:
             except Exception:  # the loop outlives a storage outage; the next pass retries
                 log.exception("the outbound sender failed a pass; retrying")
                 done = 0
-            if done == 0:
-                stop.wait(idle_seconds)
+            if done == 0 and not stop.is_set():
+                # Woken at once by a commit of this process (the embedded sender); a
+                # separate process polls.
+                self.store.outbox.wait_queued(idle_seconds)
 
     def count_queue(self) -> dict[str, int]:
         """Count the deliveries waiting, by state, into the queue-depth gauge."""

@@ -58,6 +58,8 @@ class Targets:
         self._lock = threading.Lock()
         self._read_at = float("-inf")
         self._targets: tuple[Target, ...] = ()
+        # Set when this process commits deliveries: a sender thread here starts at once.
+        self._queued = threading.Event()
 
     def current(self) -> tuple[Target, ...]:
         """Return the enabled subscribers (a cached tuple; refreshed when it is old)."""
@@ -68,6 +70,16 @@ class Targets:
                 self._targets = self._read()
                 self._read_at = time.monotonic()
         return self._targets
+
+    def queued(self) -> None:
+        """Say that this process committed deliveries."""
+        self._queued.set()
+
+    def wait_queued(self, timeout: float) -> bool:
+        """Wait until this process commits deliveries, or timeout; return whether it did."""
+        found = self._queued.wait(timeout)
+        self._queued.clear()
+        return found
 
     def invalidate(self) -> None:
         """Read the subscribers again on next use (after a change made by this process)."""

@@ -216,6 +216,8 @@ class Store:
         self._committer.submit(delivery)
         if delivery.error is not None:
             raise delivery.error
+        if delivery.targets and delivery.status == "stored":
+            self.outbox.queued()
         return delivery.status
 
     def _write_batch(self, batch: list[_Delivery]) -> None:
