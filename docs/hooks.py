@@ -50,6 +50,20 @@ SETTING_TEXT: dict[str, str] = {
     "data_keys_file": (
         "A file of data keys, one a line, read after `data_keys` (for secrets mounted as files)."
     ),
+    "outbound_allow_networks": (
+        "Networks (CIDR) an outbound subscriber's address may be in besides public ones: "
+        "internal billing services are usually on private addresses. Checked when a "
+        "subscriber is added and again at every connect (no DNS rebinding)."
+    ),
+    "outbound_retry_schedule": (
+        "Comma-separated seconds before each attempt of an outbound delivery: the first is "
+        "the first attempt, each next one is waited after a failure; when the list is used up "
+        "the delivery is dead."
+    ),
+    "outbound_ca_bundle": (
+        "A PEM bundle of the certificate authorities outbound endpoints are verified against "
+        "instead of the system's (an internal CA); a relative path is read against the home."
+    ),
     "index_key": (
         "The blind-index key: keyed HMAC for equality lookups on encrypted columns "
         "(customer filter, tokens, erasure tombstones). Required, different from every data "

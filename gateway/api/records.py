@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from flask import Blueprint
 from marshmallow import Schema
-from sqlalchemy import Connection, Table, and_, func, literal_column, select
+from sqlalchemy import Connection, Table, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.api.answers import load_query

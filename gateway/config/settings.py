@@ -411,9 +411,9 @@ def _anchored(settings: Settings, home: Path | None) -> Settings:
     if settings.outbound_ca_bundle:
         where = setting_name(settings, "outbound_ca_bundle")
         changes["outbound_ca_bundle"] = anchor(settings.outbound_ca_bundle, where)
-    if settings.data_keys_file:
-        where = setting_name(settings, "data_keys_file")
-        changes["data_keys_file"] = anchor(settings.data_keys_file, where)
+    for name in ("data_keys_file", "outbound_ca_bundle"):
+        if getattr(settings, name):
+            changes[name] = anchor(getattr(settings, name), setting_name(settings, name))
     endpoints = []
     for endpoint in settings.endpoints:
         options = dict(endpoint.options)

@@ -1,7 +1,7 @@
 """outbound: webhook subscribers and the transactional outbox of their deliveries
 
-Revision ID: 0007_outbound
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from gateway.storage import tables
 
-revision = "0007_outbound"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
