@@ -50,7 +50,10 @@ def _changing(action: str) -> Iterator[tuple[Settings, Store, Connection]]:
 
 @click.group()
 def subscribers() -> None:
-    """Manage outbound webhook endpoints (signing secrets shown once, stored sealed)."""
+    """Manage outbound webhook endpoints.
+
+    Signing secrets are shown once and stored sealed.
+    """
 
 
 @subscribers.command("add")
@@ -66,7 +69,10 @@ def subscribers() -> None:
 def subscribers_add(
     name: str, url: str, event_types: tuple[str, ...], accounts: tuple[str, ...]
 ) -> None:
-    """Register an endpoint and print its signing secret alone on the last line, this once."""
+    """Register an endpoint, print its secret.
+
+    The signing secret is printed alone on the last line, this once.
+    """
     with _changing("subscribers.add") as (settings, _, conn):
         secret = subs.add(
             conn,
@@ -90,7 +96,10 @@ def _cipher(settings: Settings) -> crypto.Cipher:
 
 @subscribers.command("list")
 def subscribers_list() -> None:
-    """List endpoints: name, state, event types, accounts, URL (never a secret)."""
+    """List endpoints, never their secrets.
+
+    Shows each name, state, event types, accounts and URL.
+    """
     with _store() as (_, store), store.engine.connect() as conn:
         rows = subs.list_all(conn)
     header = ("NAME", "STATE", "EVENTS", "ACCOUNTS", "FAILING SINCE", "ROTATING UNTIL", "URL")
@@ -120,7 +129,10 @@ def _when(at: datetime | None) -> str:
 @subscribers.command("rotate-secret")
 @click.argument("name")
 def subscribers_rotate(name: str) -> None:
-    """Print a new signing secret; the old one keeps signing too for 24 hours."""
+    """Give an endpoint a new signing secret.
+
+    The old one keeps signing too for 24 hours.
+    """
     with _changing("subscribers.rotate_secret") as (settings, _, conn):
         secret = subs.rotate_secret(conn, _cipher(settings), name)
     click.echo(f"Rotated the secret of {name}; the previous one signs too for 24 hours.")
@@ -130,7 +142,10 @@ def subscribers_rotate(name: str) -> None:
 @subscribers.command("disable")
 @click.argument("name")
 def subscribers_disable(name: str) -> None:
-    """Stop sending to an endpoint; what it is owed stays queued."""
+    """Stop sending to an endpoint.
+
+    What it is owed stays queued.
+    """
     with _changing("subscribers.disable") as (_, _store_, conn):
         subs.set_enabled(conn, name, enabled=False)
     click.echo(f"disabled {name}", err=True)
@@ -139,7 +154,10 @@ def subscribers_disable(name: str) -> None:
 @subscribers.command("enable")
 @click.argument("name")
 def subscribers_enable(name: str) -> None:
-    """Send to an endpoint again, starting with what stayed queued."""
+    """Send to an endpoint again.
+
+    Starts with what stayed queued.
+    """
     with _changing("subscribers.enable") as (_, _store_, conn):
         subs.set_enabled(conn, name, enabled=True)
     click.echo(f"enabled {name}", err=True)
@@ -148,7 +166,10 @@ def subscribers_enable(name: str) -> None:
 @subscribers.command("remove")
 @click.argument("name")
 def subscribers_remove(name: str) -> None:
-    """Remove an endpoint and everything still queued for it."""
+    """Remove an endpoint and its queue.
+
+    Everything still queued for it goes too.
+    """
     with _changing("subscribers.remove") as (_, _store_, conn):
         dropped = subs.remove(conn, name)
     click.echo(f"removed {name} and {dropped} queued deliveries", err=True)
@@ -177,7 +198,10 @@ class _Instant(click.ParamType[datetime]):
 @click.option("--since", required=True, type=_Instant(), help="From this time (RFC 3339, UTC).")
 @click.option("--until", type=_Instant(), help="Up to this time (exclusive); default now.")
 def subscribers_replay(name: str, since: datetime, until: datetime | None) -> None:
-    """Queue again what was sent or failed for changes committed in a window."""
+    """Queue a window's deliveries again.
+
+    Re-queues what was sent or failed for changes committed in a window.
+    """
     if until is not None and until <= since:
         raise click.UsageError("--until must be later than --since")
     with _changing("subscribers.replay") as (_, _store_, conn):
@@ -187,7 +211,10 @@ def subscribers_replay(name: str, since: datetime, until: datetime | None) -> No
 
 @click.group()
 def deliveries() -> None:
-    """Inspect the outbox: attempts, status codes and durations, never a body."""
+    """Inspect the outbox of deliveries.
+
+    Shows attempts, status codes and durations, never a body.
+    """
 
 
 @deliveries.command("list")
@@ -195,7 +222,10 @@ def deliveries() -> None:
 @click.option("--subscriber", help="Only this subscriber's deliveries.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
 def deliveries_list(failed: bool, subscriber: str | None, limit: int) -> None:
-    """List the newest deliveries with their last attempt."""
+    """List the newest deliveries.
+
+    Each with its last attempt.
+    """
     with _store() as (_, store), store.engine.connect() as conn:
         rows = queue.list_deliveries(conn, failed=failed, subscriber=subscriber, limit=limit)
     header = (
@@ -239,7 +269,10 @@ def deliveries_list(failed: bool, subscriber: str | None, limit: int) -> None:
     help="Serve this process's Prometheus metrics on 127.0.0.1:PORT/metrics.",
 )
 def deliver(idle_seconds: float, metrics_port: int | None) -> None:
-    """Send the outbox to subscribers until SIGTERM or Ctrl-C (after the attempt under way)."""
+    """Send outbound webhooks until stopped.
+
+    Sends the outbox to subscribers until SIGTERM or Ctrl-C (after the attempt under way).
+    """
     stop = threading.Event()
     if metrics_port is not None:
         from prometheus_client import start_http_server
