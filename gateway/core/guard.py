@@ -126,6 +126,11 @@ _IIN_RANGES: Final[tuple[tuple[str, str, str, frozenset[int]], ...]] = (
 )
 # No brand starts with these, so most positions in a digit run are skipped cheaply.
 _IIN_FIRST_DIGITS: Final = frozenset(lo[0] for _, lo, _, _ in _IIN_RANGES)
+# The shortest card number any brand starting with a digit has.
+_SHORTEST_BY_FIRST_DIGIT: Final = {
+    first: min(min(lengths) for _, lo, _, lengths in _IIN_RANGES if lo[0] == first)
+    for first in _IIN_FIRST_DIGITS
+}
 
 # Luhn: the value a digit contributes when it sits in a doubled position.
 _DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
@@ -147,6 +152,9 @@ _DATETIME_RUN: Final = re.compile(
 # A PayPal webhook event id, whose two groups are scanned apart (see the module docstring).
 _PAYPAL_EVENT_ID: Final = re.compile(r"WH-([0-9A-Z]{15,20})-([0-9A-Z]{15,20})")
 _DIGIT: Final = re.compile(r"\d")
+_NOT_DIGIT: Final = re.compile(r"\D")
+_ASCII_DIGITS: Final = b"0123456789"
+_NON_DIGIT_BYTES: Final = bytes(c for c in range(256) if c not in _ASCII_DIGITS)
 _YYMM: Final = r"\d\d(?:0[1-9]|1[0-2])"
 # The tails (service code, discretionary data, end sentinel) only widen what
 # redact() removes: discretionary data can carry the card's CVV and PIN offset.
@@ -225,20 +233,39 @@ def is_sensitive_key(name: str) -> bool:
 
 def scan_text(text: str) -> str | None:
     """Return "track" or "pan" for the card data text holds, or None."""
-    # Both kinds need 12 digits in one run, so short strings and strings without
-    # a long run (ids, amounts, most timestamps) leave after one search.
+    # Both kinds need 12 digits in one run, so short strings leave at once.
     if len(text) < _MIN_PAN:
         return None
-    first = _RUN.search(text)
-    if first is None:
+    # It runs on every value stored and served: ASCII text with fewer than 12 digits cannot
+    # hold a run and leaves without a search; otherwise each run is found once, track data
+    # is looked for only where its "^" or "=" is, and a run is tested for a PAN window on
+    # its digits alone, Luhn sums built only once a window fits a brand.
+    if text.isascii():
+        encoded = text.encode("ascii")
+        if len(encoded) - len(encoded.translate(None, _ASCII_DIGITS)) < _MIN_PAN:
+            return None
+    run = _RUN.search(text)
+    if run is None:
         return None
-    if _is_datetime(text, first) and next(_candidates(text, first.end()), None) is None:
-        return None
-    if contains_track_data(text):
+    if ("^" in text or "=" in text) and _a_candidate(text, run) and contains_track_data(text):
         return TRACK
-    if contains_pan(text):
-        return PAN
+    while run is not None:
+        if not _is_datetime(text, run) and _has_pan_window(_run_digits(run.group())):
+            return PAN
+        run = _RUN.search(text, run.end())
     return None
+
+
+def _a_candidate(text: str, first: re.Match[str]) -> bool:
+    """Return whether text, whose first run is first, has a run that is not a date-time."""
+    return not _is_datetime(text, first) or next(_candidates(text, first.end()), None) is not None
+
+
+def _run_digits(run: str) -> str:
+    """Return the digits of a run (separators removed) as ASCII digits."""
+    if run.isascii():
+        return run.encode("ascii").translate(None, _NON_DIGIT_BYTES).decode("ascii")
+    return _ascii_digits(_NOT_DIGIT.sub("", run))
 
 
 def check(records: list[Record]) -> tuple[list[Record], list[GuardHit]]:
@@ -348,21 +375,31 @@ def _is_datetime(text: str, run: re.Match[str]) -> bool:
     return _DATETIME_RUN.fullmatch(text, run.start(), run.end()) is not None
 
 
+def _has_pan_window(digits: str) -> bool:
+    """Return whether a digit string has a brand-shaped, Luhn-valid window."""
+    count = len(digits)
+    for start in range(count - _MIN_PAN + 1):
+        # The shortest window a brand starting with this digit allows must fit.
+        if count - start < _SHORTEST_BY_FIRST_DIGIT.get(digits[start], _MAX_PAN + 1):
+            continue
+        if _brand_lengths(digits[start : start + 6]):
+            return next(_pan_windows(digits), None) is not None
+    return False
+
+
 def _pan_windows(digits: str) -> Iterator[tuple[int, int]]:
     """Yield (start, end) of every brand-shaped, Luhn-valid window in a digit string."""
     count = len(digits)
-    # Prefix sums of Luhn contributions for both parities make each window O(1).
-    odd_doubled = [0] * (count + 1)
-    even_doubled = [0] * (count + 1)
-    for index, char in enumerate(digits):
-        digit = ord(char) - 48
-        doubled = _DOUBLED[digit]
-        odd_doubled[index + 1] = odd_doubled[index] + (doubled if index % 2 else digit)
-        even_doubled[index + 1] = even_doubled[index] + (digit if index % 2 else doubled)
+    odd_doubled: list[int] = []
+    even_doubled: list[int] = []
     for start in range(count - _MIN_PAN + 1):
         if digits[start] not in _IIN_FIRST_DIGITS:
             continue
         lengths = _brand_lengths(digits[start : start + 6])
+        if lengths and not odd_doubled:
+            # Prefix sums of Luhn contributions for both parities make each window O(1);
+            # built only once some window fits a brand (most runs in ids and times never do).
+            odd_doubled, even_doubled = _luhn_sums(digits)
         for length in lengths:
             end = start + length
             if end > count:
@@ -371,6 +408,19 @@ def _pan_windows(digits: str) -> Iterator[tuple[int, int]]:
             sums = odd_doubled if (end - 1) % 2 == 0 else even_doubled
             if (sums[end] - sums[start]) % 10 == 0:
                 yield start, end
+
+
+def _luhn_sums(digits: str) -> tuple[list[int], list[int]]:
+    """Return the prefix sums of Luhn contributions, digit by digit, for both parities."""
+    count = len(digits)
+    odd_doubled = [0] * (count + 1)
+    even_doubled = [0] * (count + 1)
+    for index, char in enumerate(digits):
+        digit = ord(char) - 48
+        doubled = _DOUBLED[digit]
+        odd_doubled[index + 1] = odd_doubled[index] + (doubled if index % 2 else digit)
+        even_doubled[index + 1] = even_doubled[index] + (digit if index % 2 else doubled)
+    return odd_doubled, even_doubled
 
 
 @lru_cache(maxsize=4096)

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from gateway.core import guard
 from gateway.core.guard import (
+    PAN,
+    TRACK,
     GuardHit,
     card_data_reason,
     check,
@@ -744,3 +746,26 @@ def test_card_numbers_near_the_paypal_id_shape_are_found(value: str) -> None:
 def test_a_card_number_dressed_as_a_date_time_is_found(value: str) -> None:
     assert scan_text(value) == "pan"
     assert card_data_reason(value) == "pan"
+
+
+def reference_scan_text(text: str) -> str | None:
+    """Return scan_text's verdict as its definition states it: track first, then PAN."""
+    if not any(True for _ in guard._candidates(text)):
+        return None
+    if contains_track_data(text):
+        return TRACK
+    if contains_pan(text):
+        return PAN
+    return None
+
+
+_SCAN_PARTS = st.one_of(
+    st.text(alphabet="0123456789 .-:=^%B;?/_TZx+\u0660\u00a0", max_size=12),
+    st.sampled_from([*CARDS, *TIMESTAMPS, "2026-12-04T20:50:12.123456Z", "=2512", "^JOHN^2512"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SCAN_PARTS, max_size=6).map("".join))
+def test_scan_text_matches_its_definition(text: str) -> None:
+    assert scan_text(text) == reference_scan_text(text)
