@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -91,9 +92,19 @@ def key_id(key: bytes) -> str:
 
 def aad(table: str, column: str, *identity: str) -> bytes:
     """Return the associated data binding a value to its table, column and record."""
-    parts = [VERSION, table, column, *identity]
     # Length-prefixed, so no choice of ids can make two different tuples encode alike.
-    return b"".join(len(p.encode()).to_bytes(2, "big") + p.encode() for p in parts)
+    return _aad_prefix(table, column) + b"".join(map(_length_prefixed, identity))
+
+
+def _length_prefixed(part: str) -> bytes:
+    encoded = part.encode()
+    return len(encoded).to_bytes(2, "big") + encoded
+
+
+@functools.lru_cache(maxsize=256)
+def _aad_prefix(table: str, column: str) -> bytes:
+    """Return the fixed start of a column's associated data (every row and read repeats it)."""
+    return b"".join(map(_length_prefixed, (VERSION, table, column)))
 
 
 @dataclass(frozen=True)
@@ -187,10 +198,11 @@ class Cipher:
         """Return a stored row with its sealed columns opened and blind indexes removed."""
         sealed = SEALED[table]
         values = dict(row)
-        identity = self._identity(table, values)
+        # The record's part of every column's associated data, encoded once per row.
+        record = b"".join(map(_length_prefixed, self._identity(table, values)))
         for column in sealed:
             if column in values:
-                values[column] = self.open(values[column], aad(table, column, *identity))
+                values[column] = self.open(values[column], _aad_prefix(table, column) + record)
             values.pop(bidx_column(column), None)
         return values
 
