@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 from gateway.core.records import (
     BRANDS,
@@ -381,3 +382,62 @@ class AuditLogPage(Schema):
         metadata={"description": "pass as after for the next page; null on the last page"},
     )
     has_more = fields.Boolean(required=True)
+
+
+# ---------------------------------------------------------------- dumpers (out, per page)
+
+Dumper = Callable[[Mapping[str, Any]], dict[str, Any]]
+_PASS_THROUGH: Final = {fields.String: str, fields.Integer: int, fields.Boolean: bool}
+
+
+def dumper(schema: type[Schema]) -> Dumper:
+    """Return a function dumping a mapping exactly as ``schema().dump`` does, built once.
+
+    A schema instance deep-copies its declared fields: one per record was most of a page's
+    time. The returned builder walks the declared fields of one instance made here; a value
+    of the field's own plain type (str for String, int for Integer, bool for Boolean) is
+    served as is, as marshmallow serves it; anything else goes through the field itself.
+    """
+    steps = [_step(name, field) for name, field in schema().dump_fields.items()]
+
+    def dump(obj: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, convert in steps:
+            if name in obj:
+                out[name] = convert(obj[name])
+        return out
+
+    return dump
+
+
+def _step(name: str, field: fields.Field[Any]) -> tuple[str, Callable[[Any], Any]]:
+    # A field whose dumped key, source attribute or default differ from its name would need
+    # more than this builder does: refuse it when the module loads, not when a page is served.
+    if field.data_key not in (None, name) or field.attribute not in (None, name):
+        raise TypeError(f"{name}: the read-API dumper serves fields under their own names")
+    if field.dump_default is not missing:
+        raise TypeError(f"{name}: the read-API dumper does not fill dump defaults")
+    return name, _converter(name, field)
+
+
+def _converter(name: str, field: fields.Field[Any]) -> Callable[[Any], Any]:
+    if isinstance(field, fields.Nested):
+        nested = field.schema
+        if nested.many or field.many or nested.only or nested.exclude:
+            raise TypeError(f"{name}: the read-API dumper nests one whole schema")
+        inner = dumper(type(nested))
+        return lambda value: None if value is None else inner(value)
+    if isinstance(field, fields.List):
+        item = _converter(name, field.inner)
+        return lambda value: None if value is None else [item(each) for each in value]
+    if type(field) not in _PASS_THROUGH and not isinstance(field, RFC3339):
+        raise TypeError(f"{name}: no read-API dumper for {type(field).__name__}")
+    plain = _PASS_THROUGH.get(type(field))
+    serialise = field._serialize
+
+    def convert(value: Any) -> Any:
+        if value is None or type(value) is plain:
+            return value
+        return serialise(value, name, None)
+
+    return convert
