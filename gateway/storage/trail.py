@@ -41,6 +41,10 @@ MAX_PATH: Final = 512
 MAX_DEPTH: Final = 32
 # Known shapes kept in memory per process; a shape seen again costs no lookup.
 _CACHE_LIMIT: Final = 65_536
+# Key structures planned per process, and kept patterns per structure: bounded, since a
+# sender chooses the structures (a full cache starts over).
+_PLAN_LIMIT: Final = 4096
+_SHAPES_PER_PLAN: Final = 64
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
@@ -219,6 +223,7 @@ class Trail:
         # without one has every key name stored as a placeholder.
         self.vocabularies = {p: frozenset(words) for p, words in (vocabularies or {}).items()}
         self._known: set[str] = set()
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
         self._lock = threading.Lock()
 
     def observe(
@@ -232,35 +237,41 @@ class Trail:
         now: datetime | None = None,
     ) -> Observation:
         """Return the trail entry for one delivery (pure computation, no I/O)."""
-        names = self.schema_fields.get(provider, frozenset())
         stored: set[str] = set()
         for record in records:
             for value in record.values.values():
                 if value is not None:
                     stored |= _comparable(value)
-        # One line per part, each ending in a newline: provider, event type, path\0kept.
-        lines = [provider, event_type]
-        paths: list[tuple[str, bool]] = []
         found = leaf_paths(payload, self.vocabularies.get(provider, frozenset()))
-        for path in sorted(found):
-            # Only a value under a key some schema declares can have been kept.
-            kept = path.rpartition(".")[2] in names and any(
-                not stored.isdisjoint(_comparable(value)) for value in found[path]
-            )
-            paths.append((path, kept))
-            lines.append(path + ("\x001" if kept else "\x000"))
-        lines.append("")
-        digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass"))
+        plan = self._plan(provider, tuple(found))
+        # Only a value under a key some schema declares can have been kept.
+        kept = tuple(
+            any(not stored.isdisjoint(_comparable(value)) for value in found[path])
+            for path in plan.candidates
+        )
+        paths, shape_hash = plan.shape(event_type, kept)
         moment = now or datetime.now(UTC)
         return Observation(
             trail=self,
             provider=provider,
             event_type=collapse_event_type(event_type),
-            shape_hash=digest.hexdigest()[:16],
-            paths=tuple(paths),
+            shape_hash=shape_hash,
+            paths=paths,
             hits=tuple(hit.reason for hit in hits),
             day=moment.astimezone(UTC).date(),
         )
+
+    def _plan(self, provider: str, structure: tuple[str, ...]) -> _Plan:
+        """Return the plan of a payload's key structure, made once per structure and provider."""
+        key = (provider, structure)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = _Plan(provider, structure, self.schema_fields.get(provider, frozenset()))
+            with self._lock:
+                if len(self._plans) >= _PLAN_LIMIT:
+                    self._plans.clear()
+                self._plans[key] = plan
+        return plan
 
     def known(self, shape_hash: str) -> bool:
         """Return whether this process already wrote a shape."""
@@ -272,6 +283,47 @@ class Trail:
             if len(self._known) >= _CACHE_LIMIT:
                 self._known.clear()
             self._known.add(shape_hash)
+
+
+class _Plan:
+    """What one key structure of one provider's payloads hashes to, whatever its values.
+
+    A structure is a payload's collapsed leaf paths in the order its walk found them, so
+    payloads that differ only in their values (every delivery of one event type, mostly)
+    share one: the sort, the candidate paths and, per event type and kept pattern, the
+    shape's paths and hash are computed once. Only which candidates were kept is per
+    delivery, since that compares the delivery's values with what its records hold.
+    """
+
+    def __init__(self, provider: str, structure: tuple[str, ...], names: frozenset[str]) -> None:
+        self.provider = provider
+        self.ordered = tuple(sorted(structure))
+        # Only a path ending in a key some schema declares can hold a kept value.
+        self.candidates = tuple(p for p in self.ordered if p.rpartition(".")[2] in names)
+        self._candidate = frozenset(self.candidates)
+        self._shapes: dict[tuple[str, tuple[bool, ...]], tuple[tuple[tuple[str, bool], ...], str]]
+        self._shapes = {}
+
+    def shape(
+        self, event_type: str, kept: tuple[bool, ...]
+    ) -> tuple[tuple[tuple[str, bool], ...], str]:
+        """Return the (path, kept) pairs and the shape hash for an event type and kept pattern."""
+        key = (event_type, kept)
+        known = self._shapes.get(key)
+        if known is not None:
+            return known
+        flags = dict(zip(self.candidates, kept, strict=True))
+        paths = tuple((path, flags.get(path, False)) for path in self.ordered)
+        # One line per part, each ending in a newline: provider, event type, path\0kept.
+        lines = [self.provider, event_type]
+        lines += [path + ("\x001" if path_kept else "\x000") for path, path_kept in paths]
+        lines.append("")
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass"))
+        made = (paths, digest.hexdigest()[:16])
+        if len(self._shapes) >= _SHAPES_PER_PLAN:
+            self._shapes.clear()
+        self._shapes[key] = made
+        return made
 
 
 _EVENT_TYPE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

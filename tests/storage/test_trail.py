@@ -231,6 +231,41 @@ def test_a_shape_of_documented_keys_keeps_its_hash() -> None:
     assert observed.shape_hash == "0fe40a1bed8fbdff"
 
 
+def test_a_structure_seen_before_gives_what_a_fresh_trail_gives() -> None:
+    # Observations of one key structure share a plan: which paths are kept still follows
+    # each delivery's own values and records, and every answer is the cold computation's.
+    names = {"stripe": {"amount", "currency", "brand", "last4", "id", "status"}}
+    warm = Trail(names, vocabularies={"stripe": STRIPE})
+    for n, (amount, kept_amount, status) in enumerate(
+        [(4999, 4999, "paid"), (5000, 1, "paid"), (5000, 5000, None), (4999, 4999, "paid")]
+    ):
+        event = sample("stripe", "charge.succeeded")
+        event["data"]["object"]["amount"] = amount
+        event["data"]["object"]["status"] = status
+        values: dict[str, Any] = {"amount": kept_amount, "id": f"ch_{n}", "status": status}
+        records = [Record("transaction", values)]
+        for event_type in ("charge.succeeded", "charge.updated"):
+            cold = Trail(names, vocabularies={"stripe": STRIPE})
+            got = warm.observe("stripe", event_type, event, records, [])
+            expected = cold.observe("stripe", event_type, event, records, [])
+            assert (got.shape_hash, got.paths) == (expected.shape_hash, expected.paths)
+            assert dict(got.paths)["data.object.amount"] is (amount == kept_amount)
+
+
+def test_the_structure_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.storage import trail as module
+
+    monkeypatch.setattr(module, "_PLAN_LIMIT", 3)
+    trail = Trail({"stripe": {"amount"}}, vocabularies={"stripe": STRIPE})
+    for n in range(10):
+        payload = {"amount": 1, "data": {"object": {"amount": n}} if n % 2 else [n] * n}
+        cold = Trail({"stripe": {"amount"}}, vocabularies={"stripe": STRIPE})
+        record = [Record("transaction", {"amount": 1})]
+        got = trail.observe("stripe", "charge.succeeded", payload, record, [])
+        assert got.paths == cold.observe("stripe", "charge.succeeded", payload, record, []).paths
+        assert len(trail._plans) <= 3
+
+
 # -- deliveries ----------------------------------------------------------------------------
 
 
