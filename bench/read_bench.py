@@ -6,6 +6,12 @@
 Loads a million transactions (real sealed customer references, 1,000 customers),
 then times through the app: the first page, a page near the end (a cursor a few
 pages before the last row), and the first and a late page filtered by customer.
+
+It also times the first 100-record page through the app side by side with the same
+SELECT run bare on the app's engine and its rows dumped with orjson, in alternation in
+this process (the machine's drift reaches both alike): ``api_page_over_bare`` is their
+ratio of medians. ``one_record_page_ms`` is a one-record page through the app: what a
+read costs whatever its size (authentication, the audit entry's commit, Flask).
 """
 
 from __future__ import annotations
@@ -16,15 +22,18 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+import orjson
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from bench.scratch import scratch_database
 from gateway.api import keys
 from gateway.api.cursors import cursor_scope, encode_cursor
+from gateway.api.records import COLLECTIONS, select_rows
 from gateway.app import create_app
 from gateway.cli import devconfig
 from gateway.config.settings import load_settings
@@ -83,6 +92,45 @@ def timed(client: Any, path: str, headers: dict[str, str], repeats: int) -> floa
     return statistics.median(samples)
 
 
+def side_by_side(
+    client: Any, headers: dict[str, str], engine: Engine, repeats: int
+) -> dict[str, float]:
+    """Time the first 100-record page through the app and bare, alternating; return medians."""
+    collection = next(c for c in COLLECTIONS if c.path == "transactions")
+    query = select_rows(collection).order_by(collection.table.c.pk).limit(101)
+
+    def api() -> None:
+        response = client.get("/v1/transactions?limit=100", headers=headers)
+        assert response.status_code == 200
+
+    def bare() -> None:
+        # The same statement the app runs, its rows as dicts and dumped as the app dumps a page.
+        with engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        orjson.dumps({"data": rows[:100], "next_cursor": None}, option=orjson.OPT_NON_STR_KEYS)
+
+    sides: dict[str, tuple[Callable[[], None], list[float]]] = {
+        "api": (api, []),
+        "bare": (bare, []),
+    }
+    for run, _ in sides.values():
+        run()
+    for n in range(repeats):
+        # Each side goes first every other round, so neither always follows the other.
+        order = list(sides.values()) if n % 2 else list(sides.values())[::-1]
+        for run, samples in order:
+            started = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - started) * 1000)
+    api_ms = statistics.median(sides["api"][1])
+    bare_ms = statistics.median(sides["bare"][1])
+    return {
+        "api_page_ms": round(api_ms, 3),
+        "bare_page_ms": round(bare_ms, 3),
+        "api_page_over_bare": round(api_ms / bare_ms, 2),
+    }
+
+
 def main() -> None:
     """Load, then time pages at the start and at the end of the list."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -135,7 +183,12 @@ def main() -> None:
         figures["near_end_vs_first"] = round(
             figures["near_end_page_ms"] / figures["first_page_ms"], 2
         )
-        app.extensions["paysieve.store"].engine.dispose()
+        store = app.extensions["paysieve.store"]
+        figures |= side_by_side(client, headers, store.engine, max(args.repeats, 60))
+        figures["one_record_page_ms"] = timed(
+            client, "/v1/transactions?limit=1", headers, args.repeats
+        )
+        store.engine.dispose()
     if args.json:
         print("BENCH_READ " + json.dumps(figures))
     else:
