@@ -277,7 +277,7 @@ def check(records: list[Record]) -> tuple[list[Record], list[GuardHit]]:
         values: dict[str, Any] = {}
         identity_hit = False
         for name, value in record.values.items():
-            reason = CVV_KEY if is_sensitive_key(name) else _scan_value(value)
+            reason = CVV_KEY if _sensitive_field(name) else _scan_value(value)
             if reason is None:
                 values[name] = value
                 continue
@@ -287,6 +287,11 @@ def check(records: list[Record]) -> tuple[list[Record], list[GuardHit]]:
         if not identity_hit:
             kept.append(Record(type=record.type, values=values, fill_only=record.fill_only))
     return kept, hits
+
+
+# Record field names are the schemas' own few words, the same on every delivery: each is
+# judged once per process. (Payload keys, chosen by senders, never go through this cache.)
+_sensitive_field: Final = lru_cache(maxsize=512)(is_sensitive_key)
 
 
 def check_paths(paths: Iterable[str]) -> list[GuardHit]:
