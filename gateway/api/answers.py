@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -72,11 +73,17 @@ def _withhold(node: Any, path: str, withheld: list[tuple[str, str]]) -> None:
 # ------------------------------------------------------------------ arguments and cursors
 
 
+@functools.cache
+def _query_schema(schema: type[Schema]) -> Schema:
+    """Return the one instance of a query schema (an instance deep-copies its fields)."""
+    return schema()
+
+
 def load_query(schema: type[Schema]) -> dict[str, Any]:
     """Load query arguments; a failure names our parameter, never the value sent."""
     if any(len(values) > 1 for values in request.args.listvalues()):
         raise BadRequest("a query parameter is repeated", code="invalid_parameter")
-    instance = schema()
+    instance = _query_schema(schema)
     try:
         loaded: dict[str, Any] = instance.load(request.args.to_dict())
     except ValidationError as exc:

@@ -138,12 +138,12 @@ def select_rows(collection: Collection) -> Any:
     return transactions_with_methods()
 
 
-def _record(collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
+def _record(collection: Collection, row: Mapping[Any, Any]) -> dict[str, Any]:
     """Return the served form of a row."""
     return serve_row(current_store().cipher, collection, row)
 
 
-def serve_row(cipher: Cipher, collection: Collection, row: Mapping[str, Any]) -> dict[str, Any]:
+def serve_row(cipher: Cipher, collection: Collection, row: Mapping[Any, Any]) -> dict[str, Any]:
     """Return a stored row as the record routes serve it (outbound webhooks send the same)."""
     if collection.record_type == "transaction":
         return serve_record("transaction", open_transaction(cipher, row))
@@ -186,10 +186,11 @@ def _list(collection: Collection, key: ApiKey) -> tuple[dict[str, Any], int]:
     # ones added during it land after the cursor, so each existing record is served once.
     query = select_rows(collection).where(*conditions).order_by(table.c.pk).limit(limit + 1)
     with reading() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(query)]
+        rows = conn.execute(query).all()
     page = rows[:limit]
-    next_cursor = encode_cursor(int(page[-1]["pk"]), scope) if len(rows) > limit else None
-    data = [_record(collection, row) for row in page]
+    next_cursor = encode_cursor(int(page[-1].pk), scope) if len(rows) > limit else None
+    # open_row copies each row into the dict it returns: the row mappings are read as they are.
+    data = [_record(collection, row._mapping) for row in page]
     return {"data": data, "next_cursor": next_cursor}, len(data)
 
 
