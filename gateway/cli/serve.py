@@ -71,7 +71,10 @@ def serve(host: str, port: int, deliver: bool) -> None:
         from gateway.outbound.dispatcher import Dispatcher
 
         sender = Dispatcher(app.extensions["paysieve.store"], settings).start(stop)
-        click.echo("Sending outbound webhooks from this process (--no-deliver to leave it)")
+        click.echo(
+            "Sending outbound webhooks from this process"
+            " (--no-deliver leaves them to `paysieve deliver`)"
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
