@@ -267,7 +267,7 @@ def _unknown_variables(environ: Mapping[str, str]) -> None:
             # The name only: the value may be a secret.
             raise ConfigurationError(
                 f"{name} is not a paysieve setting{_closest(name, known - NOT_SETTINGS)}"
-                " (see the Configuration section of README.md)"
+                " (every setting: docs/operators/settings-reference.md)"
             )
 
 
