@@ -27,16 +27,22 @@ _EVENT_ID_FIELDS: Final = frozenset({"id", "last_event_id"})
 
 def json_answer(payload: Mapping[str, Any]) -> Response:
     """Return a read-API answer as JSON, every value holding card data withheld first."""
-    # The second line behind the storage boundary: rows written before it, or by hand,
-    # are still never served. Withheld values are logged by JSON path, never by value.
+    withhold_card_data(payload, route_template())
+    return jsonify(payload)
+
+
+def withhold_card_data(payload: Mapping[str, Any], where: str) -> None:
+    """Withhold, in place, every value of a served payload that holds card data.
+
+    The second line behind the storage boundary: rows written before it, or by hand, are
+    still never served, by the read API or by an outbound webhook. Withheld values are
+    logged by JSON path, never by value.
+    """
     withheld: list[tuple[str, str]] = []
     _withhold(payload, "$", withheld)
-    if withheld:
-        route = route_template()
-        for path, reason in withheld:
-            metrics.served_value_withheld(route, reason)
-            log.warning("withheld card data (%s) at %s from an answer on %s", reason, path, route)
-    return jsonify(payload)
+    for path, reason in withheld:
+        metrics.served_value_withheld(where, reason)
+        log.warning("withheld card data (%s) at %s from an answer on %s", reason, path, where)
 
 
 def _withhold(node: Any, path: str, withheld: list[tuple[str, str]]) -> None:

@@ -27,6 +27,7 @@ import requests
 from sqlalchemy import Connection, and_, or_, select, update
 from standardwebhooks import Webhook
 
+from gateway.api.answers import withhold_card_data
 from gateway.api.records import collection_of, select_record, serve_events, serve_row
 from gateway.audit import audit_log
 from gateway.config.settings import Settings, allowed_networks, retry_schedule
@@ -248,6 +249,8 @@ class Dispatcher:
             return None
         record = serve_row(self.cipher, collection, dict(row._mapping))
         payload = {"event": entry, "record_type": claim.record_type, "record": record}
+        # What the read API would withhold, an outbound webhook never sends either.
+        withhold_card_data(payload, "outbound")
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
     def attempt(self, claim: Claim) -> str:

@@ -8,6 +8,8 @@ the column is sealed. Every read route must then withhold them.
 
 from __future__ import annotations
 
+import json
+
 import base64
 import os
 import re
@@ -346,3 +348,30 @@ def test_card_numbers_asked_for_are_refused_without_echo(
     response = client.get(path, headers=bearer(key))
     assert response.status_code == status, response.get_json()
     assert_no_card_number(response.get_data())
+
+
+@pytest.mark.parametrize(
+    ("record_type", "ident"), [("transaction", REFERENCES), ("payment_method", TOKEN)]
+)
+def test_an_outbound_webhook_withholds_what_the_api_withholds(
+    app: Flask, engine: Engine, planted: None, record_type: str, ident: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.outbound.dispatcher import Claim, Dispatcher
+
+    store = app.extensions["paysieve.store"]
+    with engine.connect() as conn:
+        feed = unchecked(events)
+        seq = conn.execute(select(feed.c.seq).where(feed.c.id == EVENT)).scalar_one()
+        object_id = (
+            seal_unchecked(ident, Cipher.object_aad(seq, record_type))
+            if record_type == "payment_method"
+            else ident
+        )
+        now = datetime.now(UTC)
+        claim = Claim(1, 1, seq, record_type, object_id, 0, now, now)
+        body = Dispatcher(store, app.extensions["paysieve.settings"]).body(conn, claim)
+    assert body is not None
+    assert json.loads(body)["record_type"] == record_type
+    assert_no_card_number(body)
