@@ -8,9 +8,8 @@ the column is sealed. Every read route must then withhold them.
 
 from __future__ import annotations
 
-import json
-
 import base64
+import json
 import os
 import re
 from collections.abc import Iterator
