@@ -223,7 +223,8 @@ def _retry_after(value: str | None) -> float:
         return DEFAULT_RETRY_AFTER_SECONDS
     value = value.strip()
     seconds: float
-    if value.isdigit():
+    # isdigit() alone takes "²" (byte 0xB2 read as Latin-1), which float() refuses.
+    if value.isascii() and value.isdigit():
         seconds = float(value)
     else:
         try:
