@@ -81,6 +81,8 @@ class PayPalEvents(Source):
         """Yield the events created in [since, until], from start's page on."""
         query: str | None = start.token if start is not None else None
         position = start.position if start is not None else 0
+        # Every next link followed, to refuse a listing that links back to a page it gave.
+        seen: set[str] = set() if query is None else {query}
         while True:
             params: Any
             if query is None:
@@ -104,6 +106,13 @@ class PayPalEvents(Source):
                     refused += 1
             position += len(listed)
             query = self._next_query(answer)
+            if query is not None:
+                if query in seen:
+                    raise ProviderApiError(
+                        "paypal API linked back to the same page (its next links never end);"
+                        " stopped there, the checkpoint is kept: rerun later to resume"
+                    )
+                seen.add(query)
             yield Page(
                 items,
                 refused,

@@ -59,6 +59,8 @@ class StripeEvents(Source):
         """Yield the events created in [since, until], from start's event on."""
         after = start.token if start is not None else None
         position = start.position if start is not None else 0
+        # Every page's last event, to refuse a listing that comes back to a page it gave.
+        seen: set[str] = set() if after is None else {after}
         while True:
             params: dict[str, Any] = {
                 "created[gte]": epoch(since),
@@ -83,6 +85,13 @@ class StripeEvents(Source):
             if not isinstance(has_more, bool):
                 raise ProviderApiError("stripe API answered a page without has_more")
             done = not has_more or not items
+            if not done and after is not None:
+                if after in seen:
+                    raise ProviderApiError(
+                        "stripe API answered the same page again (its has_more never ends);"
+                        " stopped there, the checkpoint is kept: rerun later to resume"
+                    )
+                seen.add(after)
             yield Page(items, refused, None if done else Cursor("events", after, position))
             if done:
                 return

@@ -10,15 +10,21 @@ import responses
 from flask import Flask
 from sqlalchemy import Engine
 
-from adapters.api import _retry_after
+from adapters.api import ProviderApiError, _retry_after
 from gateway.ingest.backfill import Backfill, endpoint_for, source_for
+from gateway.storage import checkpoints
 from tests.support.backfill import (
+    PAYPAL_EVENTS,
     STRIPE_EVENTS,
+    mock_paypal_token,
+    paypal_api_endpoint,
+    paypal_page,
     record_pauses,
     stripe_api_endpoint,
     stripe_page,
     window,
 )
+from tests.support.webhooks import sample
 
 # A listing that has not ended after this many pages never will (each test's provider
 # repeats one page): the run must refuse it well before.
@@ -47,6 +53,32 @@ def run_pages(app: Flask, provider: str) -> int:
         until=until,
     )
     return sum(1 for _ in itertools.islice(run.pages(), ENOUGH))
+
+
+def test_stripe_repeating_the_same_page_forever_is_refused(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock
+) -> None:
+    app = make_app(endpoints=[stripe_api_endpoint()])
+    event = sample("stripe", "charge.succeeded")
+    # has_more stays true and starting_after never moves on.
+    servers.get(STRIPE_EVENTS, json=stripe_page([event], has_more=True))
+    with pytest.raises(ProviderApiError, match="same page") as refused:
+        run_pages(app, "stripe")
+    assert event["id"] not in refused.value.message
+    # What was read is stored and the checkpoint is kept for a rerun.
+    assert checkpoints.load(app.extensions["paysieve.pipeline"].store, "stripe", "default")
+
+
+def test_paypal_next_link_to_itself_forever_is_refused(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock
+) -> None:
+    app = make_app(endpoints=[paypal_api_endpoint()])
+    mock_paypal_token(servers)
+    event = sample("paypal", "PAYMENT.CAPTURE.COMPLETED")
+    servers.get(PAYPAL_EVENTS, json=paypal_page([event], next_query="page=2&page_size=100"))
+    with pytest.raises(ProviderApiError, match="same page") as refused:
+        run_pages(app, "paypal")
+    assert "page=2" not in refused.value.message
 
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u00b9\u00b2", "12\u00b2"])
