@@ -44,6 +44,15 @@ class _Time(click.ParamType[datetime, object]):
         if isinstance(value, datetime):
             return value
         text = str(value).strip()
+        try:
+            return self._moment(text, param, ctx)
+        except OverflowError:
+            # An age or offset that reaches past year 1 or 9999.
+            self.fail("that time is out of range (years 1 to 9999, in UTC)", param, ctx)
+
+    def _moment(
+        self, text: str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         found = _RELATIVE.fullmatch(text)
         if found:
             delta = timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})

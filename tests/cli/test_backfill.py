@@ -153,6 +153,26 @@ def test_a_bad_time_names_the_option(config: Path, since: str) -> None:
     assert "--since" in result.output and "expected a time such as" in result.output
 
 
+@pytest.mark.parametrize("command", ["backfill", "reconcile"])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--since", "999999d"),
+        ("--since", "0001-01-01T00:00:00+01:00"),
+        ("--until", "9999-12-31T23:00:00-05:00"),
+    ],
+)
+def test_a_time_out_of_range_is_one_line_naming_the_option(
+    config: Path, command: str, option: str, value: str
+) -> None:
+    args = ["--since", "1d", option, value] if option == "--until" else [option, value]
+    result = invoke(config, command, "stripe", *args)
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, OverflowError)
+    assert option in result.output and "out of range" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_until_before_since_is_refused(config: Path) -> None:
     result = invoke(config, "backfill", "stripe", "--since", "2026-12-02", "--until", "2026-12-01")
     assert result.exit_code == 1
