@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
@@ -57,6 +57,27 @@ def _nesting_exceeds(raw_body: bytes, max_depth: int) -> bool:
                 return True
         else:
             depth -= 1
+    return False
+
+
+def nested_deeper(value: object, max_depth: int = MAX_DEPTH) -> bool:
+    """Return whether a decoded JSON value nests deeper than max_depth (as parse_json counts).
+
+    For objects read from a provider's API rather than a body: a webhook this deep is
+    refused, so the same object read back is too.
+    """
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict):
+            children: Iterable[object] = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        pending.extend((child, depth + 1) for child in children)
     return False
 
 

@@ -23,6 +23,7 @@ from adapters.api import (
     Source,
     object_list,
 )
+from adapters.base import nested_deeper
 from adapters.paypal.verify_api import ApiVerifier
 from gateway.config.settings import API_BASES, EndpointConfig, Settings, option_name
 from gateway.core.errors import ConfigurationError, UpstreamUnavailable
@@ -100,7 +101,11 @@ class PayPalEvents(Source):
             items: list[Item] = []
             refused = 0
             for event in listed:
-                if isinstance(event, dict) and isinstance(event.get("id"), str):
+                if (
+                    isinstance(event, dict)
+                    and isinstance(event.get("id"), str)
+                    and not nested_deeper(event)
+                ):
                     items.append(Item(event=event))
                 else:
                     refused += 1

@@ -29,6 +29,7 @@ import orjson
 import requests
 
 from adapters.api import ApiClient, Item, ObjectRefused, Page, Source, epoch, object_list
+from adapters.base import nested_deeper
 from adapters.razorpay.adapter import EVENT_ID_HEADER
 from adapters.shapes import ID_PATTERN
 from gateway.config.settings import API_BASES, EndpointConfig, Settings, option_name
@@ -103,6 +104,8 @@ def synthetic_event(
         "payload": {name: {"entity": dict(entity)}},
         "created_at": epoch(read_at),
     }
+    if nested_deeper(event):
+        raise ObjectRefused(f"a {name} nested deeper than a webhook may be")
     try:
         sanitised = sanitise(event)
     except GatewayError as exc:

@@ -13,6 +13,7 @@ from typing import Any, Final
 import requests
 
 from adapters.api import ApiClient, Item, Page, ProviderApiError, Source, epoch, object_list
+from adapters.base import nested_deeper
 from gateway.config.settings import API_BASES, EndpointConfig, Settings, option_name
 from gateway.core.errors import ConfigurationError
 from gateway.storage.checkpoints import Cursor
@@ -75,7 +76,7 @@ class StripeEvents(Source):
             refused = 0
             for event in listed:
                 event_id = event.get("id") if isinstance(event, dict) else None
-                if not isinstance(event_id, str) or not event_id:
+                if not isinstance(event_id, str) or not event_id or nested_deeper(event):
                     refused += 1
                     continue
                 after = event_id

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import responses
@@ -11,19 +14,26 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from adapters.api import ProviderApiError, _retry_after
+from adapters.base import MAX_DEPTH, _nesting_exceeds, nested_deeper
 from gateway.ingest.backfill import Backfill, endpoint_for, source_for
 from gateway.storage import checkpoints
 from tests.support.backfill import (
     PAYPAL_EVENTS,
+    RAZORPAY,
     STRIPE_EVENTS,
+    empty_razorpay,
     mock_paypal_token,
     paypal_api_endpoint,
     paypal_page,
+    razorpay_api_endpoint,
+    razorpay_page,
     record_pauses,
+    run_backfill,
     stripe_api_endpoint,
     stripe_page,
     window,
 )
+from tests.support.database import all_rows
 from tests.support.webhooks import sample
 
 # A listing that has not ended after this many pages never will (each test's provider
@@ -99,3 +109,68 @@ def test_a_429_with_an_odd_retry_after_is_retried(
     servers.get(STRIPE_EVENTS, json=stripe_page([], has_more=False))
     assert run_pages(app, "stripe") == 1
     assert pauses.seconds == [5.0]
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """Return a dict nesting depth objects."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300])
+def test_stripe_an_event_nested_deeper_than_a_webhook_may_is_refused_alone(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock, depth: int
+) -> None:
+    app = make_app(endpoints=[stripe_api_endpoint()])
+    good = sample("stripe", "charge.succeeded")
+    deep = sample("stripe", "charge.succeeded")
+    deep["data"]["object"]["metadata"] = nested(depth)
+    page = stripe_page([good, deep], has_more=False)
+    servers.get(STRIPE_EVENTS, body=json.dumps(page), content_type="application/json")
+    since, until = window()
+    report = run_backfill(app, "stripe", since=since, until=until)
+    assert (report.counts["stored"], report.counts["refused"]) == (1, 1)
+    assert [row["id"] for row in all_rows(engine)["events"]] == [good["id"]]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300])
+def test_paypal_an_event_nested_deeper_than_a_webhook_may_is_refused_alone(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock, depth: int
+) -> None:
+    app = make_app(endpoints=[paypal_api_endpoint()])
+    mock_paypal_token(servers)
+    good = sample("paypal", "PAYMENT.CAPTURE.COMPLETED")
+    deep = sample("paypal", "PAYMENT.CAPTURE.COMPLETED")
+    deep["id"] = "WH-DEEP"
+    deep["resource"]["custom"] = nested(depth)
+    body = json.dumps(paypal_page([good, deep]))
+    servers.get(PAYPAL_EVENTS, body=body, content_type="application/json")
+    since, until = window()
+    report = run_backfill(app, "paypal", since=since, until=until)
+    assert (report.counts["stored"], report.counts["refused"]) == (1, 1)
+    assert [row["id"] for row in all_rows(engine)["events"]] == [good["id"]]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300])
+def test_razorpay_an_object_nested_deeper_than_a_webhook_may_is_refused_alone(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock, depth: int
+) -> None:
+    app = make_app(endpoints=[razorpay_api_endpoint()])
+    good = sample("razorpay", "payment.captured")["payload"]["payment"]["entity"]
+    deep = copy.deepcopy(good) | {"id": "pay_Deep", "notes": nested(depth)}
+    body = json.dumps(razorpay_page([good, deep]))
+    servers.get(RAZORPAY + "payments", body=body, content_type="application/json")
+    empty_razorpay(servers, "refunds", "subscriptions")
+    since, until = window()
+    report = run_backfill(app, "razorpay", since=since, until=until)
+    assert (report.counts["stored"], report.counts["refused"]) == (1, 1)
+
+
+@pytest.mark.parametrize("depth", [1, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+def test_nesting_is_counted_as_a_webhook_body_is(depth: int) -> None:
+    for value in (nested(depth), {"list": [nested(depth - 1)]}):
+        body = json.dumps(value).encode()
+        assert nested_deeper(value) == _nesting_exceeds(body, MAX_DEPTH)
+    assert nested_deeper(nested(depth)) is (depth > MAX_DEPTH)
