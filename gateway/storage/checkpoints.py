@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.storage.store import Store
 from gateway.storage.tables import backfill_checkpoints as table
@@ -46,22 +47,31 @@ def load(store: Store, provider: str, account: str) -> Checkpoint | None:
 
 
 def save(store: Store, provider: str, account: str, checkpoint: Checkpoint) -> None:
-    """Replace the endpoint's checkpoint in one transaction."""
+    """Replace the endpoint's checkpoint in one statement.
+
+    An upsert rather than a delete and an insert: two backfills of one endpoint at once
+    (two terminals, a cron job and a person) then never collide on the row; the later
+    save wins, and a rerun resumes from it (storing nothing twice).
+    """
+    values = {
+        "provider": provider,
+        "account": account,
+        "since": checkpoint.since,
+        "until": checkpoint.until,
+        "resource": checkpoint.cursor.resource,
+        "cursor": checkpoint.cursor.token,
+        "position": checkpoint.cursor.position,
+        "objects": checkpoint.objects,
+        "updated_at": datetime.now(UTC),
+    }
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["provider", "account"],
+        set_={name: stmt.excluded[name] for name in values if name not in ("provider", "account")},
+    )
     with store.writing() as conn:
-        conn.execute(delete(table).where(table.c.provider == provider, table.c.account == account))
-        conn.execute(
-            table.insert().values(
-                provider=provider,
-                account=account,
-                since=checkpoint.since,
-                until=checkpoint.until,
-                resource=checkpoint.cursor.resource,
-                cursor=checkpoint.cursor.token,
-                position=checkpoint.cursor.position,
-                objects=checkpoint.objects,
-                updated_at=datetime.now(UTC),
-            )
-        )
+        conn.execute(stmt)
 
 
 def clear(store: Store, provider: str, account: str) -> None:
