@@ -14,7 +14,8 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from gateway.core.errors import ConfigurationError
 
@@ -403,14 +404,17 @@ def _anchored(settings: Settings, home: Path | None) -> Settings:
     url = settings.database_url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         database, _, query = url.removeprefix("sqlite:///").partition("?")
-        if database and database != ":memory:" and not database.startswith("file:"):
-            where = setting_name(settings, "database_url")
-            changes["database_url"] = (
-                "sqlite:///" + anchor(database, where) + (f"?{query}" if query else "")
-            )
-    if settings.outbound_ca_bundle:
-        where = setting_name(settings, "outbound_ca_bundle")
-        changes["outbound_ca_bundle"] = anchor(settings.outbound_ca_bundle, where)
+        where = setting_name(settings, "database_url")
+        if _sqlite_uri(query) and database.startswith("file:"):
+            # A SQLite URI (file:var/x.db?mode=ro&uri=true): its relative path is the cwd's
+            # to SQLite, so it is anchored inside the URI.
+            path = database.removeprefix("file:")
+            if path and not path.startswith("/") and path != ":memory:":
+                database = "file:" + anchor(path, where)
+        elif database and database != ":memory:":
+            # Without uri=true, file:... is a file name like any other.
+            database = anchor(database, where)
+        changes["database_url"] = "sqlite:///" + database + (f"?{query}" if query else "")
     for name in ("data_keys_file", "outbound_ca_bundle"):
         if getattr(settings, name):
             changes[name] = anchor(getattr(settings, name), setting_name(settings, name))
@@ -578,6 +582,7 @@ def _check_database_url(settings: Settings) -> None:
         )
     if scheme == "sqlite":
         database = url.database or ""
+        _check_sqlite_query(where, database, dict(url.query))
         if database and database != ":memory:" and not database.startswith("file:"):
             directory = Path(database).parent
             default = Path(settings.home) / DEFAULT_SQLITE_DIR if settings.home else None
@@ -615,6 +620,38 @@ def allowed_networks(settings: Settings) -> tuple[IPNetwork, ...]:
                 f"{where}: {text!r} is not a network; write it as 10.0.0.0/8 or fd00::/8"
             ) from None
     return tuple(networks)
+
+
+# The query parameters SQLAlchemy hands the sqlite3 driver; any other is a SQLite URI's.
+_SQLITE_DRIVER_ARGUMENTS: Final = frozenset(
+    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
+)
+
+
+def _sqlite_uri(query: str) -> bool:
+    """Return whether a sqlite:/// URL's query asks for a SQLite URI (uri=true)."""
+    values = [v.lower() for k, v in parse_qsl(query, keep_blank_values=True) if k == "uri"]
+    return bool(values) and values[-1] in ("true", "1", "yes", "on")
+
+
+def _check_sqlite_query(where: str, database: str, query: Mapping[str, Any]) -> None:
+    """Refuse SQLite URI parameters (mode=ro, cache=...) that would be silently ignored.
+
+    Without uri=true SQLAlchemy drops them (the database opens read-write); with it, a
+    database that is not a file: URI takes them into its file name.
+    """
+    extra = sorted(set(query) - _SQLITE_DRIVER_ARGUMENTS)
+    if not extra:
+        return
+    named = ", ".join(extra)
+    given = query.get("uri", "")
+    last = given[-1] if isinstance(given, tuple) and given else given
+    uri = str(last).lower() in ("true", "1", "yes", "on")
+    if not uri or not database.startswith("file:"):
+        raise ConfigurationError(
+            f"{where}: SQLite URI parameters ({named}) need the file: form with uri=true,"
+            f" such as sqlite:///file:var/paysieve.db?{extra[0]}=...&uri=true"
+        )
 
 
 def debug_requested(environ: Mapping[str, str] | None = None) -> bool:

@@ -339,3 +339,65 @@ def test_without_a_home_a_relative_path_says_how_to_give_one(
     absolute = {"PAYSIEVE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
     settings = load_settings(absolute)
     assert settings.home == "" and settings.source == "defaults"
+
+
+def test_a_relative_sqlite_uri_is_read_against_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from gateway.storage.engine import make_engine
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    for directory in (home / "var", cwd / "var"):
+        directory.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    environ = {
+        "PAYSIEVE_HOME": str(home),
+        "PAYSIEVE_DATABASE_URL": "sqlite:///file:var/x.db?mode=rwc&uri=true",
+    }
+    url = load_settings(environ).database_url
+    assert url == f"sqlite:///file:{home}/var/x.db?mode=rwc&uri=true"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+    engine.dispose()
+    assert (home / "var" / "x.db").is_file()
+    assert list((cwd / "var").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///var/x.db?mode=ro",
+        "sqlite:///var/x.db?mode=ro&uri=true",
+        "sqlite:///file:var/x.db?mode=ro",
+        "sqlite:////tmp/x.db?cache=shared&uri=false",
+    ],
+)
+def test_sqlite_uri_parameters_that_would_be_ignored_are_refused(tmp_path: Path, url: str) -> None:
+    (tmp_path / "var").mkdir()
+    environ = {"PAYSIEVE_HOME": str(tmp_path), "PAYSIEVE_DATABASE_URL": url}
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(environ)
+    message = str(refused.value)
+    assert message.startswith("PAYSIEVE_DATABASE_URL: SQLite URI parameters (")
+    assert "file:" in message and "uri=true" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite://", "sqlite://"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite:///file::memory:?cache=shared&uri=true", None),
+        ("sqlite:///var/x.db?timeout=5", "sqlite:///{home}/var/x.db?timeout=5"),
+    ],
+)
+def test_in_memory_and_driver_arguments_are_kept(
+    tmp_path: Path, url: str, expected: str | None
+) -> None:
+    (tmp_path / "var").mkdir()
+    environ = {"PAYSIEVE_HOME": str(tmp_path), "PAYSIEVE_DATABASE_URL": url}
+    wanted = url if expected is None else expected.format(home=tmp_path)
+    assert load_settings(environ).database_url == wanted
