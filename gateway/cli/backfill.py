@@ -15,7 +15,7 @@ import click
 import orjson
 
 from adapters.registry import adapter_classes
-from gateway.cli.common import cli_settings
+from gateway.cli.common import ProviderChoice, cli_settings
 from gateway.core import crypto
 from gateway.ingest.backfill import Backfill, Report, endpoint_for, source_for
 from gateway.ingest.pipeline import Pipeline
@@ -72,7 +72,7 @@ class _Time(click.ParamType[datetime, object]):
 
 
 TIME = _Time()
-PROVIDERS = click.Choice(["stripe", "razorpay", "paypal"])
+PROVIDERS = ProviderChoice()
 
 
 @contextmanager

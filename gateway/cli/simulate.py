@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import secrets
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import orjson
@@ -86,12 +88,19 @@ def simulate(
     target = _webhook_url(url, provider, endpoint)
     if not lifecycle:
         assert event_type is not None  # noqa: S101 - refused above
+        if event_type not in adapter.sample_event_types():
+            # The refused value is not repeated (it could be anything typed in its place).
+            hint = difflib.get_close_matches(event_type, adapter.sample_event_types(), n=1)
+            closest = f" (did you mean {hint[0]}?)" if hint else ""
+            raise click.ClickException(
+                f"EVENT_TYPE: not a {provider} sample event type{closest}; {_LIST_HINT}"
+            )
         try:
             event = adapter.sample_event(event_type)
         except ValueError as exc:
             raise click.ClickException(f"{exc}; {_LIST_HINT}") from None
         response = _post(adapter, config, target, event, event_id=_event_id(event))
-        click.echo(f"POST {target} -> {response.status_code}")
+        click.echo(f"POST {_shown(target)} -> {response.status_code}")
         click.echo(response.text.strip())
         if not response.ok:
             sys.exit(1)
@@ -104,7 +113,9 @@ def simulate(
     for step_type, event in sequence:
         event_id = _event_id(event)
         response = _post(adapter, config, target, event, event_id=event_id)
-        click.echo(f"POST {target} {step_type} -> {response.status_code} {_outcome(response)}")
+        click.echo(
+            f"POST {_shown(target)} {step_type} -> {response.status_code} {_outcome(response)}"
+        )
         if not response.ok:
             sys.exit(1)
         posted.append(event_id)
@@ -146,8 +157,10 @@ def _endpoint(settings: Settings, adapter: Adapter, endpoint: str) -> EndpointCo
             f"--endpoint: {adapter.name} has no such endpoint; choose from {', '.join(names)}"
         )
     if config is None or not adapter.enabled(config):
+        # A name no endpoint has is not repeated; "default" is the one to configure.
+        named = f" {endpoint!r}" if config is not None or endpoint == "default" else ""
         raise click.ClickException(
-            f"{adapter.name} endpoint {endpoint!r} is not configured: {adapter.how_to_enable()}"
+            f"{adapter.name} endpoint{named} is not configured: {adapter.how_to_enable()}"
         )
     return config
 
@@ -167,7 +180,7 @@ def _post(
         return requests.post(target, data=raw_body, headers=headers, timeout=10)
     except requests.RequestException as exc:
         raise click.ClickException(
-            f"cannot reach the gateway at {target}: {type(exc).__name__}"
+            f"cannot reach the gateway at {_shown(target)}: {type(exc).__name__}"
         ) from None
 
 
@@ -276,3 +289,17 @@ def _webhook_url(url: str | None, provider: str, endpoint: str) -> str:
     if "/webhooks/" in url:
         return url
     return url.rstrip("/") + path
+
+
+def _shown(url: str) -> str:
+    """Return a URL as printed: a password in it is masked."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        # Unparseable (an unclosed [IPv6 bracket]): nothing of it is shown.
+        return "the --url given"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

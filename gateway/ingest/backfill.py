@@ -43,12 +43,19 @@ WORKERS = 4
 def endpoint_for(settings: Settings, provider: str, name: str) -> EndpointConfig:
     """Return the configured endpoint, or refuse naming what to set."""
     endpoint = settings.endpoint(provider, name)
-    if endpoint is None:
+    if endpoint is not None:
+        return endpoint
+    names = sorted(e.name for e in settings.endpoints if e.provider == provider)
+    if name != "default" and names:
+        # A name no endpoint has is not repeated (it could be anything typed there).
         raise ConfigurationError(
-            f"no {provider} endpoint named {name!r} is configured; configure its API"
-            " credentials (see docs/backfill.md) or pass --endpoint"
+            f"--endpoint: {provider} has no such endpoint; choose from {', '.join(names)}"
         )
-    return endpoint
+    named = f" named {name!r}" if name == "default" else ""
+    raise ConfigurationError(
+        f"no {provider} endpoint{named} is configured; configure its API"
+        " credentials (see docs/backfill.md) or pass --endpoint"
+    )
 
 
 def source_for(settings: Settings, endpoint: EndpointConfig, adapter: Adapter) -> Source:

@@ -251,3 +251,21 @@ def test_another_endpoint_is_named_by_its_table(tmp_path: Path, config: Path) ->
     result = invoke(config, "backfill", "stripe", "--endpoint", "eu", "--since", "1d")
     assert result.exit_code == 1
     assert "set api_key of stripe endpoint 'eu' to a restricted key" in result.output
+
+
+@pytest.mark.parametrize("command", ["backfill", "reconcile"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["4111111111111111", "--since", "1d"],
+        ["stripe", "--endpoint", "4111111111111111", "--since", "1d"],
+        ["razorpay", "--endpoint", "4111111111111111", "--since", "1d"],
+    ],
+)
+def test_a_refused_provider_or_endpoint_is_not_repeated(
+    config: Path, command: str, args: list[str]
+) -> None:
+    result = invoke(config, command, *args)
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert "4111" not in result.output

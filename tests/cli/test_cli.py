@@ -65,7 +65,8 @@ def test_simulate_posts_a_signed_event_that_is_stored(
 def test_simulate_unknown_event_type_fails_cleanly(live: str) -> None:
     result = CliRunner().invoke(main, ["simulate", "stripe", "nope.nothing", "--url", live])
     assert result.exit_code != 0
-    assert "unsupported Stripe event type" in result.output
+    assert "EVENT_TYPE: not a stripe sample event type" in result.output
+    assert "nope.nothing" not in result.output
 
 
 def test_simulate_without_a_gateway_says_so(configured: Path) -> None:
@@ -303,3 +304,50 @@ def test_simulate_lifecycle_against_a_served_gateway_process(configured: Path) -
     records = orjson.loads(out.split("Records in ", 1)[1].split("\n", 1)[1])
     assert {t["status"] for t in records["transactions"]} >= {"refunded"}
     assert done.stderr.decode() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["stripe", "4111111111111111"], "Error: EVENT_TYPE: not a stripe sample event type;"),
+        (
+            ["stripe", "charge.succeded"],
+            "Error: EVENT_TYPE: not a stripe sample event type (did you mean charge.succeeded?)",
+        ),
+        (
+            ["razorpay", "payment.captured", "--endpoint", "4111111111111111"],
+            "Error: razorpay endpoint is not configured",
+        ),
+        (
+            ["stripe", "charge.succeeded", "--url", "http://ops:s3cret-pw@127.0.0.1:9"],
+            "Error: cannot reach the gateway at http://ops:***@127.0.0.1:9/webhooks/stripe",
+        ),
+        (
+            ["stripe", "--lifecycle", "--url", "http://ops:s3cret-pw@127.0.0.1:9"],
+            "Error: cannot reach the gateway at http://ops:***@127.0.0.1:9/webhooks/stripe",
+        ),
+        (
+            ["stripe", "charge.succeeded", "--url", "http://[::1"],
+            "Error: cannot reach the gateway at the --url given",
+        ),
+    ],
+)
+def test_simulate_never_repeats_a_refused_value_or_a_password(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    args: list[str],
+    message: str,
+) -> None:
+    # Stripe alone is configured.
+    config = tmp_path / "paysieve.toml"
+    config.write_text(
+        f'database_url = "{database_url}"\n[[endpoints]]\nprovider = "stripe"\n'
+        f'webhook_secrets = ["whsec_{"k" * 32}"]\n'
+    )
+    monkeypatch.setenv("PAYSIEVE_CONFIG", str(config))
+    result = CliRunner().invoke(main, ["simulate", *args])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert result.output.startswith(message), result.output
+    assert "4111" not in result.output and "s3cret-pw" not in result.output
