@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import responses
 from flask import Flask
 from sqlalchemy import Engine
@@ -20,7 +22,10 @@ from gateway.storage import checkpoints
 from tests.support.backfill import (
     PAYPAL_EVENTS,
     RAZORPAY,
+    RAZORPAY_KEY_ID,
+    RAZORPAY_KEY_SECRET,
     STRIPE_EVENTS,
+    STRIPE_KEY,
     empty_razorpay,
     mock_paypal_token,
     paypal_api_endpoint,
@@ -174,3 +179,42 @@ def test_nesting_is_counted_as_a_webhook_body_is(depth: int) -> None:
         body = json.dumps(value).encode()
         assert nested_deeper(value) == _nesting_exceeds(body, MAX_DEPTH)
     assert nested_deeper(nested(depth)) is (depth > MAX_DEPTH)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 401, "body": "invalid key"},
+        {"status": 500, "body": "oops"},
+        {"status": 429, "body": "slow down", "headers": {"Retry-After": "-5"}},
+        {"status": 302, "body": "", "headers": {"Location": "https://evil.example/v1/events"}},
+        {"status": 200, "body": "[1, 2, 3]"},
+        {"status": 200, "body": "{not json"},
+        {"body": requests.ConnectionError("https://api.stripe.com/v1/events?key=x")},
+    ],
+)
+@pytest.mark.parametrize("provider", ["stripe", "razorpay"])
+def test_no_credential_reaches_a_log_or_an_error(
+    make_app: Callable[..., Flask],
+    engine: Engine,
+    servers: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    answer: dict[str, Any],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    record_pauses(monkeypatch)
+    if provider == "stripe":
+        app = make_app(endpoints=[stripe_api_endpoint()])
+        url, secrets = STRIPE_EVENTS, [STRIPE_KEY]
+    else:
+        app = make_app(endpoints=[razorpay_api_endpoint()])
+        url, secrets = RAZORPAY + "payments", [RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET]
+    servers.get(url, **answer)
+    with pytest.raises(ProviderApiError) as refused:
+        run_pages(app, provider)
+    shown = refused.value.message + str(refused.value) + caplog.text
+    for secret in [*secrets, "Authorization", "Bearer", "Basic "]:
+        assert secret not in shown
+    assert "\n" not in refused.value.message
