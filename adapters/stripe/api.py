@@ -74,25 +74,37 @@ class StripeEvents(Source):
             listed = object_list(answer, "data", "stripe")
             items: list[Item] = []
             refused = 0
+            # The page's last event with an id: where the next page starts, even if refused.
+            last: str | None = None
             for event in listed:
                 event_id = event.get("id") if isinstance(event, dict) else None
-                if not isinstance(event_id, str) or not event_id or nested_deeper(event):
+                if not isinstance(event_id, str) or not event_id:
                     refused += 1
                     continue
-                after = event_id
+                last = event_id
+                if nested_deeper(event):
+                    refused += 1
+                    continue
                 items.append(Item(event=event))
             position += len(listed)
             has_more = answer.get("has_more")
             if not isinstance(has_more, bool):
                 raise ProviderApiError("stripe API answered a page without has_more")
-            done = not has_more or not items
-            if not done and after is not None:
-                if after in seen:
+            done = not has_more
+            if not done:
+                # Never a silent end: the rest of the window would go unread.
+                if last is None:
+                    raise ProviderApiError(
+                        "stripe API answered has_more without an event to continue after;"
+                        " stopped there, the checkpoint is kept: rerun later to resume"
+                    )
+                if last in seen:
                     raise ProviderApiError(
                         "stripe API answered the same page again (its has_more never ends);"
                         " stopped there, the checkpoint is kept: rerun later to resume"
                     )
-                seen.add(after)
+                seen.add(last)
+                after = last
             yield Page(items, refused, None if done else Cursor("events", after, position))
             if done:
                 return

@@ -13,6 +13,7 @@ import pytest
 import requests
 import responses
 from flask import Flask
+from responses import matchers
 from sqlalchemy import Engine
 
 from adapters.api import ProviderApiError, _retry_after
@@ -218,3 +219,39 @@ def test_no_credential_reaches_a_log_or_an_error(
     for secret in [*secrets, "Authorization", "Bearer", "Basic "]:
         assert secret not in shown
     assert "\n" not in refused.value.message
+
+
+@pytest.mark.parametrize("listed", [[], [{"object": "event"}] * 3])
+def test_stripe_has_more_without_a_way_on_is_an_error_not_the_end(
+    make_app: Callable[..., Flask],
+    engine: Engine,
+    servers: responses.RequestsMock,
+    listed: list[Any],
+) -> None:
+    app = make_app(endpoints=[stripe_api_endpoint()])
+    first = sample("stripe", "charge.succeeded")
+    servers.get(STRIPE_EVENTS, json=stripe_page([first], has_more=True))
+    after = matchers.query_param_matcher({"starting_after": first["id"]}, strict_match=False)
+    servers.get(STRIPE_EVENTS, json=stripe_page(listed, has_more=True), match=[after])
+    with pytest.raises(ProviderApiError, match="without an event to continue after"):
+        run_pages(app, "stripe")
+    # The window is not taken as done: its checkpoint stays for a rerun.
+    saved = checkpoints.load(app.extensions["paysieve.pipeline"].store, "stripe", "default")
+    assert saved is not None and saved.cursor.token == first["id"]
+
+
+def test_stripe_a_page_of_refused_events_still_leads_on(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock
+) -> None:
+    app = make_app(endpoints=[stripe_api_endpoint()])
+    deep = sample("stripe", "charge.succeeded")
+    deep["data"]["object"]["metadata"] = nested(MAX_DEPTH)
+    last = sample("stripe", "charge.succeeded")
+    last["id"] = "evt_LastOfTheWindow"
+    after = matchers.query_param_matcher({"starting_after": deep["id"]}, strict_match=False)
+    servers.get(STRIPE_EVENTS, json=stripe_page([last], has_more=False), match=[after])
+    servers.get(STRIPE_EVENTS, json=stripe_page([deep], has_more=True))
+    since, until = window()
+    report = run_backfill(app, "stripe", since=since, until=until)
+    assert (report.counts["refused"], report.counts["stored"], report.finished) == (1, 1, True)
+    assert [row["id"] for row in all_rows(engine)["events"]] == [last["id"]]
