@@ -255,3 +255,32 @@ def test_stripe_a_page_of_refused_events_still_leads_on(
     report = run_backfill(app, "stripe", since=since, until=until)
     assert (report.counts["refused"], report.counts["stored"], report.finished) == (1, 1, True)
     assert [row["id"] for row in all_rows(engine)["events"]] == [last["id"]]
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "http://api-m.sandbox.paypal.com/v1/notifications/webhooks-events?page=2",
+        "https://user:pw@api-m.sandbox.paypal.com/v1/notifications/webhooks-events?page=2",
+        "https://api-m.sandbox.paypal.com@collector.example/v1/notifications/webhooks-events?p=2",
+        "https://api-m.sandbox.paypal.com:8443/v1/notifications/webhooks-events?page=2",
+        "https://api-m.sandbox.paypal.com/v1/oauth2/token?page=2",
+        "https://api-m.sandbox.paypal.com/v1/notifications/webhooks-events",
+        "//collector.example/v1/notifications/webhooks-events?page=2",
+        "/v1/notifications/webhooks-events?page=2",
+        "https://api-m.sandbox.paypal.com/v1/notifications/webhooks-events?" + "a" * 4096,
+    ],
+)
+def test_paypal_a_next_link_off_the_listing_is_not_followed(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock, href: str
+) -> None:
+    app = make_app(endpoints=[paypal_api_endpoint()])
+    mock_paypal_token(servers)
+    page = paypal_page([sample("paypal", "PAYMENT.CAPTURE.COMPLETED")])
+    page["links"].append({"href": href, "rel": "next", "method": "GET"})
+    servers.get(PAYPAL_EVENTS, json=page)
+    with pytest.raises(ProviderApiError, match="not followed") as refused:
+        run_pages(app, "paypal")
+    assert "pw" not in refused.value.message and "collector" not in refused.value.message
+    # Only the first page was asked for; no request went to the link.
+    assert [call.request.url.split("?")[0] for call in servers.calls][-1] == PAYPAL_EVENTS
