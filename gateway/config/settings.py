@@ -291,6 +291,11 @@ def home_dir(environ: Mapping[str, str] | None = None) -> Path | None:
         raise ConfigurationError(
             f"PAYSIEVE_HOME must be an absolute path, not {named!r}; write it as /path/to/home"
         )
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(
+            f"PAYSIEVE_HOME names a file, not a directory: {path}; point it at the directory"
+            " holding config/ and var/"
+        )
     if not path.is_dir():
         raise ConfigurationError(
             f"PAYSIEVE_HOME names a missing directory: {path}; create it or fix the path"

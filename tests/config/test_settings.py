@@ -401,3 +401,24 @@ def test_in_memory_and_driver_arguments_are_kept(
     environ = {"PAYSIEVE_HOME": str(tmp_path), "PAYSIEVE_DATABASE_URL": url}
     wanted = url if expected is None else expected.format(home=tmp_path)
     assert load_settings(environ).database_url == wanted
+
+
+def test_a_home_that_is_a_file_says_so(tmp_path: Path) -> None:
+    home = tmp_path / "paysieve.toml"
+    home.write_text("")
+    with pytest.raises(ConfigurationError, match="PAYSIEVE_HOME names a file, not a directory"):
+        load_settings({"PAYSIEVE_HOME": str(home)})
+
+
+def test_a_home_reached_through_a_symlink_or_tilde_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real"
+    (real / "var").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    environ = {"PAYSIEVE_HOME": str(link), "PAYSIEVE_DATABASE_URL": "sqlite:///var/x.db"}
+    assert load_settings(environ).database_url == f"sqlite:///{link}/var/x.db"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    environ["PAYSIEVE_HOME"] = "~/real"
+    assert load_settings(environ).database_url == f"sqlite:///{real}/var/x.db"
