@@ -28,7 +28,16 @@ from typing import Any, Final
 import orjson
 import requests
 
-from adapters.api import ApiClient, Item, ObjectRefused, Page, Source, epoch, object_list
+from adapters.api import (
+    ApiClient,
+    Item,
+    ObjectRefused,
+    Page,
+    ProviderApiError,
+    Source,
+    epoch,
+    object_list,
+)
 from adapters.base import nested_deeper
 from adapters.razorpay.adapter import EVENT_ID_HEADER
 from adapters.shapes import ID_PATTERN
@@ -185,6 +194,8 @@ class RazorpayObjects(Source):
             resource = names[index]
             path, name, extras = RESOURCES[resource]
             skip = start.position if start is not None and index == first else 0
+            # The previous page's object ids: a server ignoring skip answers them again.
+            previous: list[Any] | None = None
             while True:
                 params: list[tuple[str, Any]] = [
                     ("from", epoch(since)),
@@ -195,6 +206,13 @@ class RazorpayObjects(Source):
                 ]
                 answer = self.client.get(path, params)
                 listed = object_list(answer, "items", "razorpay")
+                ids = [e.get("id") if isinstance(e, Mapping) else None for e in listed]
+                if listed and ids == previous:
+                    raise ProviderApiError(
+                        f"razorpay API answered the same page of {resource} again (it ignores"
+                        " skip); stopped there, the checkpoint is kept: rerun later to resume"
+                    )
+                previous = ids
                 read_at = self.clock()
                 items: list[Item] = []
                 refused = skipped = 0

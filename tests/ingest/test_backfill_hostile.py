@@ -284,3 +284,20 @@ def test_paypal_a_next_link_off_the_listing_is_not_followed(
     assert "pw" not in refused.value.message and "collector" not in refused.value.message
     # Only the first page was asked for; no request went to the link.
     assert [call.request.url.split("?")[0] for call in servers.calls][-1] == PAYPAL_EVENTS
+
+
+def test_razorpay_a_server_ignoring_skip_is_refused(
+    make_app: Callable[..., Flask], engine: Engine, servers: responses.RequestsMock
+) -> None:
+    app = make_app(endpoints=[razorpay_api_endpoint()])
+    payment = sample("razorpay", "payment.captured")["payload"]["payment"]["entity"]
+    full = [
+        copy.deepcopy(payment) | {"id": f"pay_Page{chr(65 + i // 26)}{chr(65 + i % 26)}"}
+        for i in range(100)
+    ]
+    servers.get(RAZORPAY + "payments", json=razorpay_page(full))
+    with pytest.raises(ProviderApiError, match="same page of payments") as refused:
+        run_pages(app, "razorpay")
+    assert "pay_" not in refused.value.message
+    saved = checkpoints.load(app.extensions["paysieve.pipeline"].store, "razorpay", "default")
+    assert saved is not None and (saved.cursor.resource, saved.cursor.position) == ("payments", 100)
