@@ -396,6 +396,9 @@ def _anchored(settings: Settings, home: Path | None) -> Settings:
     """Return the settings with every relative path read against the home, never the cwd."""
 
     def anchor(path: str, where: str) -> str:
+        if path.startswith("~"):
+            # A home-directory path (~/keys, ~paysieve/keys) means what it means in a shell.
+            path = str(Path(path).expanduser())
         if Path(path).is_absolute():
             return path
         if home is None:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from sqlalchemy import or_, select
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("stored", "duplicate", "ignored", "would_store", "refused", "skipped")
 # Events of a page handled at once: as many as one gateway worker's threads.
 WORKERS = 4
+# How far an event's own time may lie outside the window asked for (clock skew between the
+# provider's filter and its timestamps); beyond it the event is refused, never stored: one
+# dated in the future would otherwise win over later webhooks and over erasures.
+WINDOW_SLACK = timedelta(minutes=5)
 
 
 def endpoint_for(settings: Settings, provider: str, name: str) -> EndpointConfig:
@@ -161,9 +165,21 @@ class Backfill:
             pass
         return self.report
 
+    def _outside_window(self, item: Item) -> bool:
+        """Return whether a listed event says it happened outside the window (or later than now)."""
+        if item.snapshot:
+            return False
+        occurred = self.adapter.meta(item.event, item.headers).occurred_at
+        latest = min(self.report.until, _now()) + WINDOW_SLACK
+        return not self.report.since - WINDOW_SLACK <= occurred <= latest
+
     def _one(self, item: Item) -> str:
         """Handle one event read back; return its outcome."""
         try:
+            if self._outside_window(item):
+                raise BadRequest(
+                    "the event's own time is outside the window", code="outside_window"
+                )
             if self.report.dry_run:
                 return self._dry(item)
             return self.pipeline.admit(

@@ -422,3 +422,11 @@ def test_a_home_reached_through_a_symlink_or_tilde_is_used(
     monkeypatch.setenv("HOME", str(tmp_path))
     environ["PAYSIEVE_HOME"] = "~/real"
     assert load_settings(environ).database_url == f"sqlite:///{real}/var/x.db"
+
+
+def test_a_tilde_path_is_the_users_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    environ = {"PAYSIEVE_HOME": str(tmp_path), "PAYSIEVE_DATA_KEYS_FILE": "~/keys"}
+    assert load_settings(environ).data_keys_file == str(tmp_path / "user" / "keys")

@@ -356,3 +356,26 @@ def test_the_audit_scan_finds_nothing_after_an_interrupted_backfill(
     assert len(all_rows(engine)["backfill_checkpoints"]) == 1
     result = scan.scan(engine, allowlist.load())
     assert result.findings == []
+
+
+@pytest.mark.parametrize(
+    ("shift", "dry_run"),
+    [(86400, False), (86400, True), (-3 * 86400, False)],
+    ids=["a day ahead", "a day ahead, dry run", "before the window"],
+)
+def test_an_event_dated_outside_the_window_is_refused(
+    stripe_app: Flask, engine: Engine, servers: responses.RequestsMock, shift: int, dry_run: bool
+) -> None:
+    # A listed event dated in the future would win over every later webhook and over an
+    # erasure; one before the window was never asked for.
+    inside = sample("stripe", "charge.succeeded")
+    outside = sample("stripe", "charge.refunded")
+    outside["created"] = inside["created"] + shift
+    since, until = window()
+    servers.get(STRIPE_EVENTS, json=stripe_page([inside, outside], has_more=False))
+    report = run_backfill(stripe_app, "stripe", since=since, until=until, dry_run=dry_run)
+    assert report.counts["refused"] == 1
+    assert report.counts["would_store" if dry_run else "stored"] == 1
+    stored = {row["id"] for row in all_rows(engine)["events"]}
+    assert outside["id"] not in stored
+    assert stored == (set() if dry_run else {inside["id"]})
