@@ -87,6 +87,10 @@ SETTING_TEXT: dict[str, str] = {
     "retention_audit_days": (
         "Days an entry of the audit trail (`audit_log`, `privacy_log`) is kept."
     ),
+    "retention_outbound_days": (
+        "Days an outbound delivery row is kept once delivered (from its delivery) or dead "
+        "(from its last attempt). Pending and failed ones are never purged by age."
+    ),
     "log_level": "Logs are JSON lines on standard error, card numbers redacted.",
     "rate_limit": (
         "Requests each API key may make per route of the read API (clients without a valid "

@@ -67,6 +67,8 @@ class Settings:
     retention_payment_methods_days: int = 30
     retention_subscriptions_days: int = 730
     retention_audit_days: int = 365
+    # Delivered or dead outbound deliveries, from their delivery or last attempt.
+    retention_outbound_days: int = 7
     log_level: str = "INFO"
     # Per API key (per client address without a valid key), in flask-limiter's notation.
     rate_limit: str = "600 per minute"
@@ -152,6 +154,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PAYSIEVE_RETENTION_PAYMENT_METHODS_DAYS": ("retention_payment_methods_days", _int),
     "PAYSIEVE_RETENTION_SUBSCRIPTIONS_DAYS": ("retention_subscriptions_days", _int),
     "PAYSIEVE_RETENTION_AUDIT_DAYS": ("retention_audit_days", _int),
+    "PAYSIEVE_RETENTION_OUTBOUND_DAYS": ("retention_outbound_days", _int),
     "PAYSIEVE_LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "PAYSIEVE_RATE_LIMIT": ("rate_limit", _str),
     "PAYSIEVE_RATE_LIMIT_STORAGE": ("rate_limit_storage", _str),
@@ -243,6 +246,7 @@ _TOP_LEVEL = {
     "retention_payment_methods_days": int,
     "retention_subscriptions_days": int,
     "retention_audit_days": int,
+    "retention_outbound_days": int,
     "log_level": str,
     "rate_limit": str,
     "rate_limit_storage": str,

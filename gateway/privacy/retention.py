@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Table, and_
+from sqlalchemy import Table, and_, func
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.audit import audit_log
@@ -23,11 +23,20 @@ from gateway.privacy.batching import (
 )
 from gateway.storage import tables
 from gateway.storage.store import Store
-from gateway.storage.tables import events, payment_methods, privacy_log, subscriptions, transactions
+from gateway.storage.tables import (
+    events,
+    outbound_deliveries,
+    payment_methods,
+    privacy_log,
+    subscriptions,
+    transactions,
+)
 
 # Payment methods and subscriptions in these states have ended; retention runs from then.
 ENDED_PAYMENT_METHOD: Final = ("detached", "deleted", "expired")
 ENDED_SUBSCRIPTION: Final = ("canceled", "expired")
+# Outbound deliveries in these states are finished; pending and failed ones are still owed.
+ENDED_DELIVERY: Final = ("delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,12 @@ def retention_rules(settings: Settings, now: datetime) -> list[Retention]:
     pm_days = settings.retention_payment_methods_days
     sub_days = settings.retention_subscriptions_days
     audit_days = settings.retention_audit_days
+    outbound_days = settings.retention_outbound_days
+    delivery_ended = func.coalesce(
+        outbound_deliveries.c.delivered_at,
+        outbound_deliveries.c.last_attempt_at,
+        outbound_deliveries.c.created_at,
+    )
     return [
         Retention(
             "events",
@@ -87,6 +102,15 @@ def retention_rules(settings: Settings, now: datetime) -> list[Retention]:
             "audit_log", tables.audit_log, tables.audit_log.c.at < cutoff(audit_days), audit_days
         ),
         Retention("privacy_log", privacy_log, privacy_log.c.at < cutoff(audit_days), audit_days),
+        Retention(
+            "outbound_deliveries",
+            outbound_deliveries,
+            and_(
+                outbound_deliveries.c.state.in_(ENDED_DELIVERY),
+                delivery_ended < cutoff(outbound_days),
+            ),
+            outbound_days,
+        ),
     ]
 
 
