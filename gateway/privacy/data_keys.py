@@ -12,7 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from gateway.core.crypto import KID_LENGTH, PREFIX, SEALED, kid_of
 from gateway.core.errors import ConfigurationError
 from gateway.privacy.batching import table_named
+from gateway.privacy.rotation import SUBSCRIBER_SECRETS
 from gateway.storage.store import Store
+from gateway.storage.tables import subscribers
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ def stored_key_ids(store: Store) -> tuple[set[str], int]:
                 )
                 for row in conn.execute(probe):
                     note(row)
+        # Subscribers are a handful of rows, each holding signing secrets: read them all.
+        secret_heads = [func.substr(subscribers.c[c], 1, head) for c in SUBSCRIBER_SECRETS]
+        for row in conn.execute(select(*secret_heads)):
+            note(row)
     return seen, clear
 
 

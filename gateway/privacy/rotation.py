@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -29,7 +29,11 @@ from gateway.privacy.batching import (
     write_privacy_log,
 )
 from gateway.storage.store import Store
-from gateway.storage.tables import event_objects
+from gateway.storage.tables import event_objects, subscribers
+
+# A subscriber's sealed signing secrets, each bound to (subscribers, column, name) as
+# gateway.outbound.subscribers seals them.
+SUBSCRIBER_SECRETS: Final = ("secret", "previous_secret")
 
 
 def _stale(table: Table, columns: Sequence[str], prefix: str) -> ColumnElement[bool]:
@@ -55,6 +59,9 @@ def rotation_counts(store: Store) -> dict[str, int]:
         for name, cols in SEALED.items()
     }
     counts["event_objects"] = count_rows(store, event_objects, _stale_objects(prefix))
+    counts["subscribers"] = count_rows(
+        store, subscribers, _stale(subscribers, list(SUBSCRIBER_SECRETS), prefix)
+    )
     return counts
 
 
@@ -133,6 +140,9 @@ def rotate_keys(
         counts["event_objects"], stopped = _rotate_objects(
             store, prefix, batch_size=batch_size, progress=progress, should_stop=should_stop
         )
+    if not stopped:
+        counts["subscribers"] = _rotate_subscribers(store, prefix)
+        progress(counts["subscribers"])
     outcome = "interrupted" if stopped else "ok"
     with store.writing() as conn:
         audit_log.append(
@@ -207,6 +217,35 @@ def _rotate_objects(
             last = int(seqs[-1])
         done += count
         progress(count)
+
+
+def _rotate_subscribers(store: Store, prefix: str) -> int:
+    """Re-seal subscribers' signing secrets (current and previous); return how many rows."""
+    cipher = store.cipher
+    columns = list(SUBSCRIBER_SECRETS)
+    done = 0
+    # Subscribers are a handful of rows: one transaction re-seals them all.
+    with store.writing() as conn:
+        rows = conn.execute(
+            select(subscribers.c.id, subscribers.c.name, *(subscribers.c[c] for c in columns))
+            .where(_stale(subscribers, columns, prefix))
+            .order_by(subscribers.c.id)
+        ).mappings()
+        for row in rows.all():
+            new: dict[str, Any] = {}
+            for column in columns:
+                value = row[column]
+                if value is None:
+                    continue
+                associated = aad("subscribers", column, row["name"])
+                new[column] = cipher.seal(cipher.open(value, associated), associated)
+            # Only if no rotate-secret changed the row meanwhile; a rerun finds it again.
+            unchanged = [subscribers.c[c].is_not_distinct_from(row[c]) for c in columns]
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == row["id"], *unchanged).values(**new)
+            )
+            done += 1
+    return done
 
 
 def open_object_id(cipher: Cipher, event_seq: int, record_type: str, object_id: str) -> str:
