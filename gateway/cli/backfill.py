@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
 import click
 import orjson
 
 from adapters.registry import adapter_classes
-from gateway.cli.common import ProviderChoice, cli_settings
+from gateway.cli.common import ProviderChoice, cli_settings, interruptible
 from gateway.core import crypto
 from gateway.ingest.backfill import Backfill, Report, endpoint_for, source_for
 from gateway.ingest.pipeline import Pipeline
@@ -75,24 +72,6 @@ TIME = _Time()
 PROVIDERS = ProviderChoice()
 
 
-@contextmanager
-def _interruptible() -> Iterator[Callable[[], bool]]:
-    """Yield a should-stop check: the first Ctrl-C stops after the current page."""
-    stop = threading.Event()
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        click.echo("\nStopping after this page (Ctrl-C again to abort it).", err=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -139,7 +118,7 @@ def backfill(
 
     Stores what a provider sent in a window, through the webhook pipeline; resumable.
     """
-    with _store() as (pipeline, _store_), _interruptible() as should_stop:
+    with _store() as (pipeline, _store_), interruptible("page") as should_stop:
         settings = pipeline.settings
         endpoint = endpoint_for(settings, provider, endpoint_name)
         adapter = pipeline.adapters[provider]

@@ -4,6 +4,11 @@ how a database problem is told to an operator."""
 from __future__ import annotations
 
 import difflib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import click
@@ -13,6 +18,24 @@ from adapters.registry import adapter_classes
 from gateway.cli import devconfig
 from gateway.config.settings import Settings, load_settings, setting_name
 from gateway.core.errors import ConfigurationError
+
+
+@contextmanager
+def interruptible(unit: str) -> Iterator[Callable[[], bool]]:
+    """Yield a should-stop check: the first Ctrl-C stops after the running unit of work."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(f"\nStopping after this {unit} (Ctrl-C again to abort it).", err=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cli_settings() -> Settings:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 import orjson
 
 from gateway.api import records
-from gateway.cli.common import ProviderChoice, cli_settings
+from gateway.cli.common import ProviderChoice, cli_settings, interruptible
 from gateway.config.settings import Settings
 from gateway.core import crypto
 from gateway.privacy import batching, data_keys, retention, rotation
@@ -44,24 +41,6 @@ def _store(*, allow_clear: bool = False) -> Iterator[tuple[Settings, Store]]:
         store.engine.dispose()
 
 
-@contextmanager
-def _interruptible() -> Iterator[Callable[[], bool]]:
-    """Yield a should-stop check: the first Ctrl-C stops after the running batch."""
-    stop = threading.Event()
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        click.echo("\nStopping after this batch (Ctrl-C again to abort it).", err=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Count what has expired; delete nothing.")
 @click.option("--batch-size", default=batching.BATCH_SIZE, show_default=True, type=int)
@@ -77,7 +56,7 @@ def purge(dry_run: bool, batch_size: int) -> None:
             result = retention.purge(store, settings, now=now, dry_run=True)
         else:
             with (
-                _interruptible() as should_stop,
+                interruptible("batch") as should_stop,
                 click.progressbar(
                     length=sum(expected.values()), label="Purging", file=sys.stderr
                 ) as bar,
@@ -188,7 +167,7 @@ def rotate_keys(batch_size: int) -> None:
     with _store(allow_clear=True) as (_settings_, store):
         total = sum(rotation.rotation_counts(store).values())
         with (
-            _interruptible() as should_stop,
+            interruptible("batch") as should_stop,
             click.progressbar(length=total, label="Re-encrypting", file=sys.stderr) as bar,
         ):
             counts = rotation.rotate_keys(
