@@ -276,7 +276,7 @@ class Store:
                         prepared.execute(cursor, upsert_row)
                     objects = [self._event_object(inserted, t, k) for t, k in delivery.touched]
                     self._event_objects.executemany(cursor, objects)
-                    if delivery.targets and delivery.touched:
+                    if delivery.targets:
                         self._outbox_insert.executemany(
                             cursor, self._outbox_rows(delivery, inserted, objects)
                         )
