@@ -365,3 +365,37 @@ def test_v1_authorization_states(
     body = served(client, auth, event["resource"]["id"])
     # A word PayPal may add later still yields a record: the status the event type implies.
     assert body["status"] == (status or "authorized") and body["provider_status"] == state
+
+
+SEPARATED = [
+    "4111-1111-1111-1111",
+    "4111_1111_1111_1111",
+    "4111\u00a01111\u00a01111\u00a01111",
+    "4111\u200b1111\u200b1111\u200b1111",
+    "4111:1111:1111:1111",
+]
+
+
+@pytest.mark.parametrize("pan", SEPARATED)
+@pytest.mark.parametrize(
+    "where", ["billing_agreement_id", "parent_payment", "id", "event_type", "key name"]
+)
+def test_a_v1_sale_smuggling_a_card_number_stores_none_of_it(
+    client: FlaskClient, engine: Engine, database_url: str, pan: str, where: str
+) -> None:
+    event = sample("paypal", "PAYMENT.SALE.COMPLETED", version="1.0")
+    resource = event["resource"]
+    if where == "event_type":
+        event["event_type"] = f"PAYMENT.SALE.{pan}"
+    elif where == "key name":
+        resource[pan] = "x"
+    else:
+        resource[where] = pan
+    response = signed_post(client, "paypal", event)
+    assert response.status_code < 500
+    assert response.is_json
+    assert pan not in response.get_data(as_text=True)
+    again = signed_post(client, "paypal", event)
+    assert again.status_code < 500
+    # Neither as sent nor with its separators taken out.
+    assert_nowhere([pan, "4111111111111111"], engine, database_url, response.get_data(as_text=True))
