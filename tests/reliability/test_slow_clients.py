@@ -207,14 +207,25 @@ def test_slow_bodies_block_gunicorn_but_not_nginx(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Directly at gunicorn: more trickling bodies than it has threads, and /healthz stops.
-    direct = open_slow(stack.gunicorn.port, 50)
+    # The kernel hands connections to whichever worker accepts first, so one worker may
+    # take most of a batch while another stays free: add batches until every one is held.
+    direct: list[socket.socket] = []
+    blocked: list[float | None] = []
     try:
-        blocked = trickle_and_probe(direct, stack.gunicorn.url, seconds=6, stop_when_blocked=True)
+        for _ in range(6):
+            direct += open_slow(stack.gunicorn.port, 50)
+            blocked += trickle_and_probe(
+                direct, stack.gunicorn.url, seconds=3, stop_when_blocked=True
+            )
+            if None in blocked:
+                break
     finally:
         close_all(direct)
     assert None in blocked, f"gunicorn kept answering /healthz under slow bodies: {blocked}"
     # Closed connections free the threads (their reads end, 400): gunicorn recovers.
-    stack.gunicorn.wait_until(lambda: len(stack.gunicorn_saw(0)) == len(direct), what="50 x 400")
+    stack.gunicorn.wait_until(
+        lambda: len(stack.gunicorn_saw(0)) == len(direct), what=f"{len(direct)} x 400"
+    )
     assert stack.gunicorn.get("/healthz").status_code == 200
 
     results: dict[int, tuple[float, float]] = {}
