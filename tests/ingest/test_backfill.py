@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -202,7 +203,7 @@ def test_another_window_starts_over(
     servers.get(STRIPE_EVENTS, json=stripe_page(events, has_more=True))
     run_backfill(stripe_app, "stripe", since=since, until=until, stop_after=1)
     servers.get(STRIPE_EVENTS, json=stripe_page([], has_more=False))
-    other = run_backfill(stripe_app, "stripe", since=since.replace(hour=0), until=until)
+    other = run_backfill(stripe_app, "stripe", since=since - timedelta(hours=2), until=until)
     assert not other.resumed
     first_call = servers.calls[-1].request.url
     assert first_call is not None and "starting_after" not in first_call
