@@ -80,6 +80,12 @@ def empty_tables(engine: Engine) -> None:
         else:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 - our table names
+    if engine.dialect.name == "sqlite":
+        # secure_delete zeroed the rows in the file, but the WAL still holds the pages as
+        # they were: copy it back and truncate it, so a value an earlier test planted with
+        # a raw client is not found in this test's database bytes.
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def requested_database_url() -> str | None:
