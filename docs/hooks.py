@@ -5,7 +5,7 @@ A page holding ``<!-- paysieve:settings-reference -->`` (up to an optional
 Markdown source) gets the settings table of
 ``gateway.config.settings`` (names, defaults, environment variables, endpoint options);
 one holding ``<!-- paysieve:api-reference -->`` gets the OpenAPI document of
-``gateway.api.openapi.build_spec()``. Nothing is fetched: both come from the installed
+``gateway.app.openapi_document()``. Nothing is fetched: both come from the installed
 package. A setting without a description below stops the build, so the page cannot fall
 behind the code (tests/docs/test_docs.py holds the same rule).
 """
@@ -565,7 +565,7 @@ def _fill(markdown: str, marker: str, render: Callable[[], str]) -> str:
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Replace the reference markers with the references rendered from the code."""
-    from gateway.api.openapi import build_spec
+    from gateway.app import openapi_document
 
     markdown = _fill(markdown, SETTINGS_MARKER, settings_reference)
-    return _fill(markdown, API_MARKER, lambda: api_reference(build_spec()))
+    return _fill(markdown, API_MARKER, lambda: api_reference(openapi_document()))

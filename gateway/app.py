@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from adapters.base import Adapter
 from adapters.registry import adapter_classes
 from gateway.api import audit_log, customers, health, wiring
+from gateway.api.openapi import build_spec
 from gateway.config.settings import Settings, load_settings
 from gateway.core.crypto import cipher_from_settings
 from gateway.core.errors import ConfigurationError
@@ -19,6 +20,7 @@ from gateway.ingest import webhooks
 from gateway.ingest.pipeline import Pipeline
 from gateway.ingest.sources import SourceNetworks
 from gateway.observability import logs, metrics
+from gateway.outbound import routes as outbound_routes
 from gateway.privacy import data_keys
 from gateway.storage.engine import make_engine
 from gateway.storage.store import Store
@@ -75,8 +77,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     # Every keyed route, each under the read API's rate limit.
-    wiring.init_app(app, settings, keyed=(audit_log.bp, customers.bp))
+    wiring.init_app(
+        app,
+        settings,
+        keyed=(audit_log.bp, customers.bp, outbound_routes.bp),
+        operations=outbound_routes.operations(),
+    )
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """Return the OpenAPI document /openapi.json serves, every keyed route in it."""
+    return build_spec(outbound_routes.operations())
 
 
 def preflight(settings: Settings | None = None) -> Settings:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, or_, select, update
 from gateway.core import guard
 from gateway.storage.tables import api_keys
 
-SCOPES: Final = ("records:read", "customers:erase", "audit:read")
+SCOPES: Final = ("records:read", "customers:erase", "audit:read", "subscribers:manage")
 
 # psk_<12 hex lookup prefix>_<43 urlsafe chars: 256 random bits>
 _KEY_RE = re.compile(r"psk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")

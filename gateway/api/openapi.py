@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
@@ -61,8 +63,27 @@ _DOCS_HTML = """<!doctype html>
 """
 
 
-def build_spec() -> dict[str, Any]:
-    """Return the read API's OpenAPI 3 document, generated from the marshmallow schemas."""
+@dataclass(frozen=True)
+class KeyedOperation:
+    """An operation a package above this one serves (gateway.outbound.routes), for the document.
+
+    build_spec adds what every keyed operation has: its scope in words and as x-scope, and
+    the answers to a bad query, a missing key, a key without the scope, the rate limit and
+    a storage outage.
+    """
+
+    path: str
+    method: str
+    scope: str
+    description: str
+    operation: dict[str, Any]
+
+
+def build_spec(more: Sequence[KeyedOperation] = ()) -> dict[str, Any]:
+    """Return the keyed API's OpenAPI 3 document, generated from the marshmallow schemas.
+
+    ``more`` holds the operations of keyed routes served from packages above this one.
+    """
     spec = APISpec(
         title="paysieve read API",
         version=version("paysieve"),
@@ -73,7 +94,8 @@ def build_spec() -> dict[str, Any]:
                 "Sanitised payment records for billing services, data-subject export and "
                 "erasure, and the audit log. Send an API key from `paysieve keys create` as "
                 "`Authorization: Bearer <key>`. Each operation names the scope its key needs "
-                "(`records:read`, `customers:erase` or `audit:read`) in its description and "
+                "(`records:read`, `customers:erase`, `audit:read` or `subscribers:manage`) in "
+                "its description and "
                 "as `x-scope`; a key without it gets 403."
             )
         },
@@ -110,7 +132,11 @@ def build_spec() -> dict[str, Any]:
         """Return an operation stating its scope in words and as x-scope, with its errors."""
         operation["description"] = f"{description}\n\nRequires a key with the `{scope}` scope."
         operation["x-scope"] = scope
-        operation["responses"] = {**operation["responses"], **errors(scope)}
+        own = operation["responses"]
+        operation["responses"] = {
+            **own,
+            **{status: answer for status, answer in errors(scope).items() if status not in own},
+        }
         return operation
 
     def ok(schema: type[Schema], description: str) -> dict[str, Any]:
@@ -257,6 +283,11 @@ def build_spec() -> dict[str, Any]:
             )
         },
     )
+    for extra in more:
+        spec.path(
+            path=extra.path,
+            operations={extra.method: keyed(extra.scope, extra.description, dict(extra.operation))},
+        )
     document = spec.to_dict()
     document["security"] = [{"bearerAuth": []}]
     return document

@@ -12,14 +12,23 @@ from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from gateway.api.auth import rate_key
-from gateway.api.openapi import build_spec, docs_bp
+from gateway.api.openapi import KeyedOperation, build_spec, docs_bp
 from gateway.api.records import bp
 from gateway.config.settings import Settings
 from gateway.web.http import error_response
 
 
-def init_app(app: Flask, settings: Settings, *, keyed: Iterable[Blueprint] = ()) -> None:
-    """Register the read API and other keyed blueprints, the rate limit, OpenAPI and docs."""
+def init_app(
+    app: Flask,
+    settings: Settings,
+    *,
+    keyed: Iterable[Blueprint] = (),
+    operations: Iterable[KeyedOperation] = (),
+) -> None:
+    """Register the read API and other keyed blueprints, the rate limit, OpenAPI and docs.
+
+    ``operations`` documents the routes of keyed blueprints from packages above this one.
+    """
     limiter = Limiter(
         key_func=rate_key,
         app=app,
@@ -34,7 +43,7 @@ def init_app(app: Flask, settings: Settings, *, keyed: Iterable[Blueprint] = ())
         in_memory_fallback_enabled=True,
     )
     app.extensions["paysieve.limiter"] = limiter
-    app.extensions["paysieve.openapi"] = build_spec()
+    app.extensions["paysieve.openapi"] = build_spec(tuple(operations))
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gateway.api.keys import SCOPES
 from gateway.cli.common import cli_settings
 
 
@@ -22,7 +23,7 @@ def keys() -> None:
     "scopes",
     required=True,
     multiple=True,
-    type=click.Choice(["records:read", "customers:erase", "audit:read"]),
+    type=click.Choice(SCOPES),
     help="A scope; repeat for several.",
 )
 @click.option("--account", "accounts", multiple=True, help="Bind to an account; repeatable.")

@@ -73,17 +73,18 @@ def subscribers_add(
 
     The signing secret is printed alone on the last line, this once.
     """
-    with _changing("subscribers.add") as (settings, _, conn):
-        secret = subs.add(
-            conn,
-            _cipher(settings),
-            name=name,
-            url=url,
-            event_types=event_types,
-            accounts=accounts,
-            networks=allowed_networks(settings),
-            resolver=system_resolver,
-        )
+    settings = cli_settings()
+    # The host is resolved before the write transaction: no lock is held on the DNS.
+    new = subs.checked(
+        name=name,
+        url=url,
+        event_types=event_types,
+        accounts=accounts,
+        networks=allowed_networks(settings),
+        resolver=system_resolver,
+    )
+    with _changing("subscribers.add") as (_, _store_, conn):
+        secret = subs.insert(conn, _cipher(settings), new)
     click.echo(f"Added subscriber {name}. Its signing secret is shown once: store it now.")
     click.echo(secret)
 

@@ -48,6 +48,13 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class Conflict(GatewayError):
+    """The request names something that exists already (a subscriber's name)."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, select, update
 from gateway.config.settings import IPNetwork
 from gateway.core import guard
 from gateway.core.crypto import Cipher, aad
-from gateway.core.errors import BadRequest, NotFound
+from gateway.core.errors import BadRequest, Conflict, NotFound
 from gateway.outbound.addresses import AddressRefused, Resolver, check_endpoint
 from gateway.storage.tables import outbound_deliveries, subscribers
 
@@ -24,13 +24,35 @@ SECRET_BYTES: Final = 32
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP: Final = timedelta(hours=24)
 
-_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _TYPE_RE: Final = re.compile(r"[A-Za-z0-9_.:*-]{1,128}")
 _ACCOUNT_RE: Final = re.compile(r"[a-z0-9_-]{1,64}")
 
 
+# What each part of a subscriber is called on the command line (the API uses the field name).
+OPTIONS: Final = {
+    "name": "--name",
+    "url": "--url",
+    "event_types": "--event",
+    "accounts": "--account",
+}
+
+
 class InvalidSubscriber(BadRequest):
     """A subscriber request that cannot be accepted; the message names the option and fix."""
+
+    code = "invalid_subscriber"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{OPTIONS[field]}: {detail}")
+        self.field, self.detail = field, detail
+
+
+class SubscriberExists(Conflict):
+    """A subscriber of the name asked for is registered already."""
+
+    def __init__(self) -> None:
+        super().__init__("a subscriber of this name exists (see `paysieve subscribers list`)")
 
 
 @dataclass(frozen=True)
@@ -65,21 +87,73 @@ def _aad(name: str, column: str) -> bytes:
 def _validated(
     name: str, url: str, event_types: Sequence[str], accounts: Sequence[str]
 ) -> tuple[str, str | None]:
-    if not _NAME_RE.fullmatch(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidSubscriber(
-            "--name must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"
+            "name", "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit"
         )
     for pattern in event_types:
         if not _TYPE_RE.fullmatch(pattern):
             raise InvalidSubscriber(
-                "--event must be a change-feed event type such as charge.succeeded,"
-                " with * wildcards (charge.*, *)"
+                "event_types",
+                "must be a change-feed event type such as charge.succeeded,"
+                " with * wildcards (charge.*, *)",
             )
     for account in accounts:
         if not _ACCOUNT_RE.fullmatch(account):
-            raise InvalidSubscriber("--account must be an account name: 1-64 of a-z, 0-9, _ and -")
+            raise InvalidSubscriber(
+                "accounts", "must be an account name: 1-64 of a-z, 0-9, _ and -"
+            )
     types = " ".join(sorted(set(event_types))) or "*"
     return types, " ".join(sorted(set(accounts))) or None
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """A subscriber request that passed every check, ready to be inserted."""
+
+    name: str
+    url: str
+    event_types: str
+    accounts: str | None
+
+
+def checked(
+    *,
+    name: str,
+    url: str,
+    event_types: Sequence[str],
+    accounts: Sequence[str],
+    networks: Sequence[IPNetwork],
+    resolver: Resolver,
+) -> NewSubscriber:
+    """Check a subscriber request, resolving its host: before any transaction is opened."""
+    types, account_list = _validated(name, url, event_types, accounts)
+    try:
+        check_endpoint(url, networks, resolver)
+    except AddressRefused as exc:
+        raise InvalidSubscriber("url", str(exc)) from None
+    if guard.card_data_reason(url) is not None:
+        raise InvalidSubscriber("url", "must not hold anything that looks like a card number")
+    return NewSubscriber(name, url, types, account_list)
+
+
+def insert(conn: Connection, cipher: Cipher, new: NewSubscriber) -> str:
+    """Insert a checked subscriber; return its signing secret (shown once, stored sealed)."""
+    if conn.execute(select(subscribers.c.id).where(subscribers.c.name == new.name)).first():
+        raise SubscriberExists
+    secret = new_secret()
+    conn.execute(
+        subscribers.insert().values(
+            name=new.name,
+            url=new.url,
+            secret=cipher.seal(secret, _aad(new.name, "secret")),
+            event_types=new.event_types,
+            accounts=new.accounts,
+            enabled=True,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return secret
 
 
 def add(
@@ -93,57 +167,47 @@ def add(
     networks: Sequence[IPNetwork],
     resolver: Resolver,
 ) -> str:
-    """Register a subscriber; return its signing secret (shown once, stored sealed)."""
-    types, account_list = _validated(name, url, event_types, accounts)
-    try:
-        check_endpoint(url, networks, resolver)
-    except AddressRefused as exc:
-        raise InvalidSubscriber(f"--url: {exc}") from None
-    if guard.card_data_reason(url) is not None:
-        raise InvalidSubscriber("--url must not hold anything that looks like a card number")
-    if conn.execute(select(subscribers.c.id).where(subscribers.c.name == name)).first():
-        raise InvalidSubscriber(
-            "--name: a subscriber of this name exists (see `paysieve subscribers list`)"
-        )
-    secret = new_secret()
-    conn.execute(
-        subscribers.insert().values(
-            name=name,
-            url=url,
-            secret=cipher.seal(secret, _aad(name, "secret")),
-            event_types=types,
-            accounts=account_list,
-            enabled=True,
-            created_at=datetime.now(UTC),
-        )
+    """Check and register a subscriber; return its signing secret."""
+    new = checked(
+        name=name,
+        url=url,
+        event_types=event_types,
+        accounts=accounts,
+        networks=networks,
+        resolver=resolver,
     )
-    return secret
+    return insert(conn, cipher, new)
 
 
 def list_all(conn: Connection) -> list[Subscriber]:
     """Return every subscriber, by name."""
     rows = conn.execute(select(subscribers).order_by(subscribers.c.name)).all()
     now = datetime.now(UTC)
-    return [
-        Subscriber(
-            id=int(row.id),
-            name=row.name,
-            url=row.url,
-            event_types=tuple(row.event_types.split()),
-            accounts=tuple(row.accounts.split()) if row.accounts is not None else None,
-            enabled=bool(row.enabled),
-            disabled_reason=row.disabled_reason,
-            created_at=row.created_at,
-            failing_since=row.failing_since,
-            rotating_until=(
-                row.previous_secret_expires_at
-                if row.previous_secret_expires_at is not None
-                and row.previous_secret_expires_at > now
-                else None
-            ),
-        )
-        for row in rows
-    ]
+    return [_listed(row, now) for row in rows]
+
+
+def get(conn: Connection, name: str) -> Subscriber:
+    """Return one subscriber by name, or refuse naming the command that lists them."""
+    return _listed(require(conn, name), datetime.now(UTC))
+
+
+def _listed(row: Any, now: datetime) -> Subscriber:
+    return Subscriber(
+        id=int(row.id),
+        name=row.name,
+        url=row.url,
+        event_types=tuple(row.event_types.split()),
+        accounts=tuple(row.accounts.split()) if row.accounts is not None else None,
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        created_at=row.created_at,
+        failing_since=row.failing_since,
+        rotating_until=(
+            row.previous_secret_expires_at
+            if row.previous_secret_expires_at is not None and row.previous_secret_expires_at > now
+            else None
+        ),
+    )
 
 
 def require(conn: Connection, name: str) -> Any:

@@ -31,7 +31,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 MAX_EXAMPLES = 25
-SCOPES = ("records:read", "customers:erase", "audit:read")
+SCOPES = ("records:read", "customers:erase", "audit:read", "subscribers:manage")
 EXPORT = "/v1/customers/{provider}/{customer}/export"
 ERASE = "/v1/customers/{provider}/{customer}"
 
@@ -40,6 +40,9 @@ ERASE = "/v1/customers/{provider}/{customer}"
 def live(make_app: Callable[..., Flask], engine: Engine) -> Iterator[tuple[str, str]]:
     """Serve a seeded gateway on 127.0.0.1; return its base URL and a key holding every scope."""
     app = make_app(rate_limit="100000 per minute")
+    # Generated subscriber URLs name hosts no DNS here answers: each resolves to a public
+    # address, so the checks after resolution run (no sender runs in this app).
+    app.extensions["paysieve.resolver"] = lambda host, port: ["93.184.216.34"]
     store = store_of(app)
     apply(
         store,

@@ -72,8 +72,8 @@ def test_add_prints_the_secret_alone_on_the_last_line_once(
     [
         (["--url", "http://127.0.0.1/hook"], "--url: the URL must be https://"),
         (["--url", "https://10.0.0.1/hook"], "PAYSIEVE_OUTBOUND_ALLOW_NETWORKS"),
-        (["--url", "https://127.0.0.1/x", "--event", "charge succeeded"], "--event must be"),
-        (["--url", "https://127.0.0.1/x", "--account", "Bad Name"], "--account must be"),
+        (["--url", "https://127.0.0.1/x", "--event", "charge succeeded"], "--event: must be"),
+        (["--url", "https://127.0.0.1/x", "--account", "Bad Name"], "--account: must be"),
     ],
 )
 def test_add_refuses_in_one_line(
