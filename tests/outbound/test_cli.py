@@ -7,16 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from standardwebhooks import Webhook
 
 from gateway.cli import main
 from gateway.storage.store import Store
-from gateway.storage.tables import audit_log, subscribers
+from gateway.storage.tables import audit_log, outbound_deliveries, subscribers
 from tests.outbound.conftest import deliveries
 from tests.support.api import apply, txn
 from tests.support.database import TEST_DATA_KEY, TEST_INDEX_KEY
@@ -145,6 +146,54 @@ def test_deliver_sends_what_was_committed_before_it_started_and_stops_on_sigterm
     assert process.returncode == 0, err
     assert b"Stopped." in err and b"Traceback" not in err
     Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
+    assert [r["state"] for r in deliveries(engine)] == ["delivered"]
+
+
+def test_a_sender_killed_in_the_middle_of_an_attempt_is_taken_over_with_the_same_id(
+    environment: dict[str, str],
+    engine: Engine,
+    store: Store,
+    receiver: Receiver,
+) -> None:
+    """SIGKILL while the receiver holds the request: the delivery stays owed (leased, not
+    delivered), and once the lease has lapsed the next sender sends it, same webhook-id."""
+    _, out, _ = run("subscribers", "add", "--name", "billing", "--url", receiver.url())
+    secret = out.splitlines()[-1]
+    store.outbox.invalidate()
+    apply(store, txn("ch_1", status="succeeded"))
+    env = os.environ | environment | {"PAYSIEVE_OUTBOUND_CA_BUNDLE": receiver.ca_bundle}
+    command = [str(PAYSIEVE), "deliver", "--idle-seconds", "0.1"]
+    receiver.answering.clear()
+    first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 20
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.received, "the first sender sent nothing"
+    finally:
+        first.kill()
+        first.communicate(timeout=20)
+    [owed] = deliveries(engine)
+    assert owed["state"] == "pending" and owed["lease_until"] is not None
+    # The dead sender's lease (60 s) lapses; it is moved back rather than waited for.
+    with engine.begin() as conn:
+        conn.execute(
+            update(outbound_deliveries).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    receiver.answering.set()
+    second = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 20
+        while len(receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=20)
+    assert second.returncode == 0, err
+    assert len(receiver.received) == 2, "the second sender did not take the delivery over"
+    killed, sent = receiver.received
+    assert killed.headers["webhook-id"] == sent.headers["webhook-id"]
+    assert Webhook(secret).verify(sent.body, sent.headers)["record"]["id"] == "ch_1"
     assert [r["state"] for r in deliveries(engine)] == ["delivered"]
 
 

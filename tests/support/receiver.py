@@ -35,6 +35,12 @@ class Receiver:
     ca_bundle: str
     received: list[Received] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # While cleared, a request is received but not answered (at most 30 s): a sender is
+    # caught in the middle of an attempt.
+    answering: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         """Return the receiver's https URL for a path."""
@@ -134,6 +140,8 @@ def https_receiver(directory: Path) -> Iterator[Receiver]:
             with lock:
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
                 status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+            if not receiver.answering.wait(timeout=30):
+                return
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
