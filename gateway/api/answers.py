@@ -7,7 +7,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flask import Response, jsonify, request
+import orjson
+from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 
 from gateway.core import guard
@@ -28,7 +29,10 @@ _EVENT_ID_FIELDS: Final = frozenset({"id", "last_event_id"})
 def json_answer(payload: Mapping[str, Any]) -> Response:
     """Return a read-API answer as JSON, every value holding card data withheld first."""
     withhold_card_data(payload, route_template())
-    return jsonify(payload)
+    # orjson, not jsonify: a 100-record page is encoded several times faster. Anything it
+    # cannot encode itself (none of the serializers' values) goes to Flask's own default.
+    body = orjson.dumps(payload, default=current_app.json.default)  # type: ignore[attr-defined]
+    return Response(body, mimetype="application/json")
 
 
 def withhold_card_data(payload: Mapping[str, Any], where: str) -> None:

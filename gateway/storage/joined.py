@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -15,8 +16,13 @@ SERVED_BOOKKEEPING: Final = ("provider", "account", "created_at", "updated_at", 
 PAYMENT_METHOD_FIELDS: Final = (*SERVED_BOOKKEEPING, *field_columns("payment_method"))
 
 
+@functools.cache
 def transactions_with_methods() -> Select[Any]:
-    """Return a select of transactions, each with its payment method's columns (prefixed)."""
+    """Return a select of transactions, each with its payment method's columns (prefixed).
+
+    Built once per process: a select is immutable (each .where() returns a new one), and
+    building this join was a tenth of a one-record read.
+    """
     pm = payment_methods
     # Tokens are sealed with random nonces: they join on their blind indexes.
     joined = transactions.outerjoin(
