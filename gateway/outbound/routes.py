@@ -303,7 +303,8 @@ def add_subscriber() -> Response:
     """Register a subscriber; answer its signing secret, this once."""
     with _audited("subscribers.add") as key:
         document = _body(_SUBSCRIBER_IN)
-        accounts: list[str] | None = document["accounts"]
+        # An empty list is no accounts named, as absent: never "every account".
+        accounts: list[str] | None = document["accounts"] or None
         if key.accounts is not None:
             if accounts is None:
                 accounts = sorted(key.accounts)

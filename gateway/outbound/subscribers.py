@@ -127,13 +127,14 @@ def checked(
     resolver: Resolver,
 ) -> NewSubscriber:
     """Check a subscriber request, resolving its host: before any transaction is opened."""
+    # Before anything else, so no message (an unresolvable host names itself) echoes one.
+    if guard.card_data_reason(url) is not None:
+        raise InvalidSubscriber("url", "must not hold anything that looks like a card number")
     types, account_list = _validated(name, url, event_types, accounts)
     try:
         check_endpoint(url, networks, resolver)
     except AddressRefused as exc:
         raise InvalidSubscriber("url", str(exc)) from None
-    if guard.card_data_reason(url) is not None:
-        raise InvalidSubscriber("url", "must not hold anything that looks like a card number")
     return NewSubscriber(name, url, types, account_list)
 
 

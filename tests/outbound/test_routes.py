@@ -235,6 +235,9 @@ def test_card_numbers_anywhere_in_a_request_are_refused_and_never_stored_logged_
         {"name": CARD, "url": "https://127.0.0.1/x"},
         {"name": "b", "url": f"https://127.0.0.1/{CARD}"},
         {"name": "b", "url": f"https://127.0.0.1/x?pan={spaced}"},
+        # A host that does not resolve is named in its refusal: never one holding a card.
+        {"name": "b", "url": f"https://{CARD}.invalid/x"},
+        {"name": "b", "url": f"https://pay-{spaced.replace(' ', '-')}.invalid/x"},
         {"name": "b", "url": "https://127.0.0.1/x", "event_types": [CARD]},
         {"name": "b", "url": "https://127.0.0.1/x", "accounts": [CARD]},
         {"name": "b", "url": "https://127.0.0.1/x", CARD: "x"},
@@ -288,6 +291,10 @@ def test_a_key_bound_to_accounts_manages_only_its_accounts(
     assert mine.status_code == 201 and mine.get_json()["accounts"] == ["eu"]
     wider = _add(client, bound, name="wide", url="https://127.0.0.1/w", accounts=["eu", "us"])
     assert wider.status_code == 403
+    # An empty list names no accounts, as if absent: the key's own, never every account.
+    empty = _add(client, bound, name="empty", url="https://127.0.0.1/m", accounts=[])
+    assert empty.status_code == 201 and empty.get_json()["accounts"] == ["eu"]
+    assert client.delete("/v1/subscribers/empty", headers=bound).status_code == 200
     assert [s["name"] for s in client.get("/v1/subscribers", headers=bound).get_json()["data"]] == [
         "eu"
     ]
