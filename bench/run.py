@@ -27,12 +27,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select, text
 
 from bench.scratch import scratch_database
@@ -90,14 +92,18 @@ class ServerConfig:
 # Each app is measured at its own best of these (sync closes every connection after its
 # request; gthread keeps them open): one app's best is no other's, so a ratio between
 # apps compares each at its best. The project's own default is gthread, 2 x cores + 1
-# workers, 4 threads (gunicorn.conf.py).
+# workers, 4 threads (gunicorn.conf.py). Fewer processes with more threads each are
+# tried too: a process's threads share its commits (gateway.storage.groupcommit), and a
+# naive app's threads may gain from them as well.
 def default_configs() -> list[ServerConfig]:
-    """Return the configurations tried: sync and gthread, at several worker counts."""
+    """Return the configurations tried: sync and gthread, at several worker and thread counts."""
     cores = os.cpu_count() or 1
     counts = sorted({cores + 1, 2 * cores + 1, 4 * cores})
-    return [ServerConfig("sync", n) for n in counts] + [
-        ServerConfig("gthread", n, 4) for n in counts
-    ]
+    return (
+        [ServerConfig("sync", n) for n in counts]
+        + [ServerConfig("gthread", n, 4) for n in counts]
+        + [ServerConfig("gthread", n, 8) for n in sorted({cores, cores + 1})]
+    )
 
 
 @dataclass
@@ -157,6 +163,11 @@ class Result:
     workers: int = 0
     threads: int = 0
     configurations_tried: list[dict[str, Any]] = field(default_factory=list)
+    # Deliveries per write transaction while the measured configuration served (warm-up
+    # and rounds): group commit at work (gateway.storage.groupcommit). None for the
+    # baselines, which have no such metric.
+    batch_deliveries_mean: float | None = None
+    batch_deliveries_histogram: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -391,12 +402,36 @@ def _stored(served: Served) -> int | None:
     return None if count is None else count - served.stored_before
 
 
+def batch_sizes(port: int) -> tuple[float | None, dict[str, int]]:
+    """Scrape paysieve_storage_batch_deliveries from a gateway's /metrics (every worker summed).
+
+    Return the mean deliveries per write transaction and the count per bucket (``le``
+    upper bound -> transactions of at most that many deliveries, cumulative as served).
+    """
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        exposition = answer.read().decode()
+    total = count = 0.0
+    buckets: dict[str, int] = {}
+    for family in text_string_to_metric_families(exposition):
+        if family.name != "paysieve_storage_batch_deliveries":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_count"):
+                count = sample.value
+            elif sample.name.endswith("_bucket"):
+                buckets[sample.labels["le"]] = int(sample.value)
+    return (round(total / count, 2) if count else None), buckets
+
+
 def result(served: Served) -> Result:
     """Sum a scenario's rounds: throughput over all of them, the median round's latencies."""
     runs = served.runs
     requests = sum(r["requests"] for r in runs)
     seconds = sum(r["duration_us"] for r in runs) / 1e6
     scenario = served.scenario
+    mean, histogram = batch_sizes(served.port) if scenario.app.startswith("gateway") else (None, {})
     return Result(
         name=scenario.name,
         title=scenario.title,
@@ -412,6 +447,8 @@ def result(served: Served) -> Result:
         workers=served.config.workers,
         threads=served.config.threads,
         configurations_tried=served.tried,
+        batch_deliveries_mean=mean,
+        batch_deliveries_histogram=histogram,
         extra={
             "distinct_events_prepared": served.distinct,
             "requests_prepared": served.prepared,
@@ -485,6 +522,10 @@ def print_table(results: list[Result]) -> None:
             f"{r.title:<52} {label:>12} {r.requests_per_s:>8.0f} {r.p50_ms:>7.2f} "
             f"{r.p99_ms:>7.2f} {x_ceiling:>7} {x_naive:>8} {r.non_2xx + r.errors:>8}"
         )
+    batched = [r for r in results if r.batch_deliveries_mean is not None]
+    if batched:
+        print("\ndeliveries per write transaction (group commit), mean while measured:")
+        print("  " + "  ".join(f"{r.name}: {r.batch_deliveries_mean:.2f}" for r in batched))
     tried = [r for r in results if len(r.configurations_tried) > 1]
     if tried:
         print("\nprobed req/s by gunicorn configuration (the best serves the rounds):")

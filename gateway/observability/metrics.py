@@ -89,6 +89,12 @@ OUTBOUND_DISABLED = Counter(
     "Subscribers the sender disabled, by reason (gone: answered 410; failing: for 5 days).",
     ["reason"],
 )
+STORAGE_BATCH = Histogram(
+    "paysieve_storage_batch_deliveries",
+    "Deliveries written per write transaction: more than one when deliveries arriving"
+    " together share a commit (gateway.storage.groupcommit).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+)
 REQUEST_SECONDS = Histogram(
     "paysieve_request_duration_seconds",
     "Request latency by route pattern, method and status.",
@@ -224,6 +230,7 @@ __all__ = [
     "GUARD_HITS",
     "REQUEST_SECONDS",
     "SERVED_VALUES_WITHHELD",
+    "STORAGE_BATCH",
     "STORAGE_ERRORS",
     "VERIFICATION_FAILURES",
     "Delivery",

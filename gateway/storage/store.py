@@ -224,6 +224,7 @@ class Store:
         """Write a batch in one transaction; if it fails, each delivery on its own."""
         try:
             self._commit(batch)
+            metrics.STORAGE_BATCH.observe(len(batch))
             return
         except Exception as exc:
             if len(batch) == 1 or isinstance(exc, self._outages):
@@ -233,6 +234,7 @@ class Store:
         for delivery in batch:
             try:
                 self._commit([delivery])
+                metrics.STORAGE_BATCH.observe(1)
             except Exception as exc:
                 delivery.status, delivery.error = "", self._failure(exc)
 

@@ -88,6 +88,19 @@ def test_fields_dropped_and_latency_are_counted(client: FlaskClient) -> None:
     )
 
 
+def test_write_transactions_are_counted_by_deliveries_they_hold(client: FlaskClient) -> None:
+    before = scrape(client)
+    event = sample("stripe", "charge.succeeded")
+    # One after the other: each delivery is its own transaction (a redelivery too).
+    assert signed_post(client, "stripe", event).status_code == 200
+    assert signed_post(client, "stripe", event).status_code == 200
+    after = scrape(client)
+    name = "paysieve_storage_batch_deliveries"
+    assert value(after, f"{name}_count") - value(before, f"{name}_count") == 2
+    assert value(after, f"{name}_sum") - value(before, f"{name}_sum") == 2
+    assert value(after, f"{name}_bucket", le="1.0") - value(before, f"{name}_bucket", le="1.0") == 2
+
+
 def test_storage_errors_are_counted(make_app: Any) -> None:
     client = make_app(
         database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
