@@ -66,6 +66,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["paysieve.store"] = store
     app.extensions["paysieve.pipeline"] = Pipeline(settings, store, adapters)
     app.extensions["paysieve.sources"] = SourceNetworks(settings)
+    # The provider routes as plain WSGI in front of Flask, behind ProxyFix (which must
+    # see every request first).
+    webhooks.install(app)
     if settings.trusted_proxy_hops:
         # Only then are X-Forwarded-For/-Proto believed: remote_addr (source allowlists, rate
         # limits) becomes the address the last trusted hop saw, not the load balancer's.

@@ -247,18 +247,12 @@ class Store:
         """
         fresh: list[_Delivery] = []
         pg = self.dialect == "postgresql"
-        # PostgreSQL: the batch sends BEGIN and COMMIT itself, each with other statements.
-        options = {"isolation_level": "AUTOCOMMIT"} if pg else {}
-        with self.engine.connect().execution_options(write=True, **options) as conn, conn.begin():
-            # The driver's own connection, inside the transaction SQLAlchemy began
-            # (storage.prepared).
-            driver: Any = conn.connection.dbapi_connection
-            assert driver is not None  # noqa: S101 - a checked-out connection has one
+        with self._transaction() as (conn, driver):
             cursor = StatementBatch(ClientCursor(driver)) if pg else driver.cursor()
             try:
                 rows = [d.event for d in batch]
                 lookups = self._tombstone_lookups(batch)
-                if pg:
+                if conn is not None:
                     seqs, erased = self._insert_events_in_seq_order(conn, cursor, rows, lookups)
                 else:
                     seqs = self._insert_events(cursor, rows)
@@ -292,6 +286,32 @@ class Store:
         for delivery in fresh:
             if delivery.trail is not None:
                 delivery.trail.committed()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[Connection | None, Any]]:
+        """Yield the driver's connection inside one write transaction, committed at the end.
+
+        The statements run on the driver's own cursor (storage.prepared). SQLite: a pooled
+        driver connection, BEGIN IMMEDIATE and COMMIT sent to it directly, without
+        SQLAlchemy's Connection, its begin and commit wrappers or its events (yielded as
+        None); a block that raises leaves the transaction to the pool, which rolls it back
+        as the connection returns. PostgreSQL: an AUTOCOMMIT connection, also yielded,
+        whose batch sends BEGIN and COMMIT itself, each with other statements.
+        """
+        if self.dialect == "postgresql":
+            options = {"write": True, "isolation_level": "AUTOCOMMIT"}
+            with self.engine.connect().execution_options(**options) as conn:
+                yield conn, conn.connection.dbapi_connection
+            return
+        pooled = self.engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
+            # A writer takes the write lock up front, as gateway.storage.engine's begin does.
+            driver.execute("BEGIN IMMEDIATE")
+            yield None, driver
+            driver.execute("COMMIT")
+        finally:
+            pooled.close()
 
     def _outbox_rows(
         self, delivery: _Delivery, seq: int, objects: list[dict[str, Any]]

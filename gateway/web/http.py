@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Final
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler
@@ -63,51 +63,67 @@ def error_body(status: int) -> tuple[str, bytes]:
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """Return the one JSON error shape every route answers with."""
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
+    """Return the one JSON error shape every route answers with.
+
+    Built without the app context (as Flask's jsonify would build it: compact, ASCII, a
+    final newline), so the webhook routes' plain WSGI path (gateway.ingest.webhooks)
+    answers its errors byte for byte as every other route does.
+    """
+    body = json.dumps(
+        {"error": {"code": code, "message": message}}, separators=(",", ":"), ensure_ascii=True
+    )
+    return Response(body + "\n", status=status, mimetype="application/json")
+
+
+def gateway_error(exc: GatewayError) -> Response:
+    """Answer a GatewayError with its status, code and message (and Retry-After, if any)."""
+    response = error_response(exc.status, exc.code, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Answer werkzeug's HTTP errors with our codes and messages, never its descriptions."""
+    status = exc.code or 500
+    code, message = _HTTP_CODES.get(status, ("http_error", "request failed"))
+    response = error_response(status, code, message)
+    if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def unexpected_error(exc: Exception) -> Response:
+    """Answer any other exception: 400 for a body gunicorn refused, else 500, type logged."""
+    if isinstance(exc, ParseException):
+        # gunicorn refusing the body while the app reads it (a malformed chunk).
+        return error_response(400, "malformed_body", "the request body is malformed")
+    # The top: log the type only; a message could carry request data.
+    log.error("unhandled %s", type(exc).__name__)
+    return error_response(500, "internal_error", "internal error")
+
+
+def security_headers(response: Response) -> Response:
+    """Add the headers every response carries, unless the route set its own."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        if name not in headers:
+            headers[name] = value
     return response
 
 
 def init_app(app: Flask) -> None:
     """Register the error handlers and the headers every response carries."""
-
-    @app.errorhandler(GatewayError)
-    def _gateway_error(exc: GatewayError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+    app.register_error_handler(GatewayError, gateway_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+    app.after_request(security_headers)
 
     @app.before_request
     def _note_route() -> None:
         # For the server's access log, which sees the environ but not Flask's routing.
         request.environ[ROUTE_ENVIRON_KEY] = route_template()
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        code, message = _HTTP_CODES.get(status, ("http_error", "request failed"))
-        response = error_response(status, code, message)
-        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        if isinstance(exc, ParseException):
-            # gunicorn refusing the body while the app reads it (a malformed chunk).
-            return error_response(400, "malformed_body", "the request body is malformed")
-        # The top: log the type only; a message could carry request data.
-        log.error("unhandled %s", type(exc).__name__)
-        return error_response(500, "internal_error", "internal error")
-
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
 
 
 class DevRequestHandler(WSGIRequestHandler):
