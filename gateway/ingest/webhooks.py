@@ -101,9 +101,7 @@ class WebhookPath:
         except Exception as exc:
             response = http.unexpected_error(exc)
         http.security_headers(response)
-        metrics.REQUEST_SECONDS.labels(rule, "POST", str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
+        metrics.observe_request(rule, "POST", response.status_code, started)
         return response(environ, start_response)
 
 

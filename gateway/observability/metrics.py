@@ -217,11 +217,14 @@ def init_app(app: Flask) -> None:
         if started is not None:
             # The pattern, not the path: a path can carry ids, and unknown paths are unbounded.
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            method = request.method if request.method in _METHODS else "other"
-            REQUEST_SECONDS.labels(route, method, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
+            observe_request(route, request.method, response.status_code, started)
         return response
+
+
+def observe_request(route: str, method: str, status: int, started: float) -> None:
+    """Time one answered request by its route pattern, method and status, from started."""
+    label = method if method in _METHODS else "other"
+    REQUEST_SECONDS.labels(route, label, str(status)).observe(time.perf_counter() - started)
 
 
 __all__ = [
@@ -237,6 +240,7 @@ __all__ = [
     "guard_hit",
     "init_app",
     "observe_delivery",
+    "observe_request",
     "reason_slug",
     "registry",
     "served_value_withheld",

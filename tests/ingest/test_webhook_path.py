@@ -60,6 +60,23 @@ def same(plain: TestResponse, flask: TestResponse, *, event_ids: bool = False) -
         assert plain.get_data() == flask.get_data()
 
 
+def answers_match(
+    app: Flask, raw: bytes, headers: dict[str, str], status: int, path: str = "/webhooks/stripe"
+) -> TestResponse:
+    """Post one request both ways; assert the answers are the same and have status."""
+    plain, flask = clients(app)
+    answer = plain.post(path, data=raw, headers=headers)
+    assert answer.status_code == status
+    same(answer, flask.post(path, data=raw, headers=headers))
+    return answer
+
+
+def signed_answers_match(app: Flask, event: dict[str, Any] | bytes, status: int) -> TestResponse:
+    """Post one signed delivery both ways; assert the answers are the same and have status."""
+    raw, headers = signed(app, event)
+    return answers_match(app, raw, headers, status)
+
+
 def distinct_charges() -> tuple[dict[str, Any], dict[str, Any]]:
     one, two = sample("stripe", "charge.succeeded"), sample("stripe", "charge.succeeded")
     two["id"] = one["id"] + "b"
@@ -70,8 +87,10 @@ def test_stored_and_duplicate_answers_match(app: Flask, engine: Engine) -> None:
     plain, flask = clients(app)
     one, two = distinct_charges()
     for _ in range(2):  # stored, then a duplicate
-        a = plain.post("/webhooks/stripe", data=signed(app, one)[0], headers=signed(app, one)[1])
-        b = flask.post("/webhooks/stripe", data=signed(app, two)[0], headers=signed(app, two)[1])
+        raw_one, headers_one = signed(app, one)
+        raw_two, headers_two = signed(app, two)
+        a = plain.post("/webhooks/stripe", data=raw_one, headers=headers_one)
+        b = flask.post("/webhooks/stripe", data=raw_two, headers=headers_two)
         same(a, b, event_ids=True)
     assert len(all_rows(engine)["events"]) == 2
 
@@ -95,62 +114,36 @@ def test_stored_and_duplicate_answers_match(app: Flask, engine: Engine) -> None:
 def test_refusals_match(
     app: Flask, path: str, body: bytes, headers: dict[str, str], status: int
 ) -> None:
-    plain, flask = clients(app)
-    a, b = (
-        plain.post(path, data=body, headers=headers),
-        flask.post(path, data=body, headers=headers),
-    )
-    assert a.status_code == status
-    same(a, b)
+    answers_match(app, body, headers, status, path)
 
 
 def test_signed_refusals_match(app: Flask, engine: Engine) -> None:
-    plain, flask = clients(app)
     card = sample("stripe", "charge.succeeded")
     card["id"] = "evt_4242424242424242"
-    for body, status in ((b'{"id": "evt_x"', 400), (orjson.dumps(card), 400)):
-        raw, headers = signed(app, body)
-        a = plain.post("/webhooks/stripe", data=raw, headers=headers)
-        b = flask.post("/webhooks/stripe", data=raw, headers=headers)
-        assert a.status_code == status
-        same(a, b)
-        assert b"4242424242424242" not in a.get_data()
+    for body in (b'{"id": "evt_x"', orjson.dumps(card)):
+        assert b"4242424242424242" not in signed_answers_match(app, body, 400).get_data()
     assert all_rows(engine)["events"] == []
 
 
 def test_body_limit_answers_match(make_app: Callable[..., Flask]) -> None:
     app = make_app(max_body_bytes=1024)
-    plain, flask = clients(app)
     raw, headers = signed(app, sample("stripe", "charge.succeeded"))
     assert len(raw) > 1024
-    a = plain.post("/webhooks/stripe", data=raw, headers=headers)
-    b = flask.post("/webhooks/stripe", data=raw, headers=headers)
-    assert a.status_code == 413
-    same(a, b)
+    answers_match(app, raw, headers, 413)
     # No Content-Length (as a chunked body arrives): werkzeug's cap on the stream trips.
     environ = {"wsgi.input_terminated": True}
-    a = plain.post("/webhooks/stripe", data=raw, headers=headers, environ_overrides=environ)
-    assert a.status_code == 413
+    plain, _ = clients(app)
+    answer = plain.post("/webhooks/stripe", data=raw, headers=headers, environ_overrides=environ)
+    assert answer.status_code == 413
 
 
 def test_source_refusal_and_outage_answers_match(make_app: Callable[..., Flask]) -> None:
     endpoint = stripe_endpoint() | {"source_networks": ["203.0.113.0/24"]}
     app = make_app(endpoints=[endpoint])
-    plain, flask = clients(app)
-    raw, headers = signed(app, sample("stripe", "charge.succeeded"))
-    a = plain.post("/webhooks/stripe", data=raw, headers=headers)
-    b = flask.post("/webhooks/stripe", data=raw, headers=headers)
-    assert a.status_code == 403
-    same(a, b)
-
+    signed_answers_match(app, sample("stripe", "charge.succeeded"), 403)
     down = make_app(database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
-    plain, flask = clients(down)
-    raw, headers = signed(down, sample("stripe", "charge.succeeded"))
-    a = plain.post("/webhooks/stripe", data=raw, headers=headers)
-    b = flask.post("/webhooks/stripe", data=raw, headers=headers)
-    assert a.status_code == 503
-    assert "Retry-After" in a.headers
-    same(a, b)
+    answer = signed_answers_match(down, sample("stripe", "charge.succeeded"), 503)
+    assert "Retry-After" in answer.headers
 
 
 def test_unexpected_error_answers_match(
@@ -160,12 +153,7 @@ def test_unexpected_error_answers_match(
         raise RuntimeError("planted 4242424242424242")
 
     monkeypatch.setattr(app.extensions["paysieve.pipeline"], "process", broken)
-    plain, flask = clients(app)
-    raw, headers = signed(app, sample("stripe", "charge.succeeded"))
-    a = plain.post("/webhooks/stripe", data=raw, headers=headers)
-    b = flask.post("/webhooks/stripe", data=raw, headers=headers)
-    assert a.status_code == 500
-    same(a, b)
+    signed_answers_match(app, sample("stripe", "charge.succeeded"), 500)
     assert "4242424242424242" not in caplog.text
     assert "unhandled RuntimeError" in caplog.text
 
